@@ -1,0 +1,68 @@
+"""Argument validation shared by the package: every message names the argument, what it got, and
+what was expected, and is raised before any computation."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+
+def check_int(name: str, value, *, minimum: int | None = None) -> None:
+    """Raise unless ``value`` is a Python/NumPy integer (not bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def check_tensor(
+    name: str,
+    x,
+    *,
+    ndim: int | None = None,
+    min_ndim: int | None = None,
+    dtype: torch.dtype | None = None,
+    floating: bool = False,
+    integer: bool = False,
+) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``x`` is a tensor with the requested properties."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if ndim is not None and x.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
+    if min_ndim is not None and x.dim() < min_ndim:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimensions, got shape {tuple(x.shape)}"
+        )
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {x.dtype}")
+    if floating and not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if integer and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
+        raise TypeError(f"{name} must be an integer tensor, got dtype {x.dtype}")
+
+
+def check_mask(mask, scores_shape: torch.Size, name: str = "mask") -> None:
+    """Check a boolean attention mask against scores of shape ``(..., Lq, Lk)``.
+
+    The mask must be boolean, have at most as many dimensions as the scores, end in ``Lk``
+    exactly, and every other dimension must be 1 or equal the scores' (no silent broadcasting
+    to a bigger output).
+    """
+    check_tensor(name, mask)
+    if mask.dtype != torch.bool:
+        raise TypeError(
+            f"{name} must be a boolean tensor (True = may attend), got dtype {mask.dtype}"
+        )
+    expected = "(" + ", ".join(["..."] * (len(scores_shape) > 2) + ["Lq or 1", "Lk"]) + ")"
+    got = tuple(mask.shape)
+    ok = 1 <= mask.dim() <= len(scores_shape) and mask.shape[-1] == scores_shape[-1]
+    if ok:
+        ok = all(m in (1, s) for m, s in zip(reversed(mask.shape), reversed(scores_shape)))
+    if not ok:
+        raise ValueError(
+            f"{name} has shape {got} but the attention scores have shape {tuple(scores_shape)} "
+            f"(Lk={scores_shape[-1]}); expected a mask broadcastable as {expected} with each "
+            f"dimension equal to 1 or to the scores' size"
+        )

@@ -1,0 +1,241 @@
+r"""Attention as a soft lookup: compatibility scores, the masked softmax, and attention itself.
+
+Shape legend (as in torch's docs):
+
+- ``...`` — any number of leading batch dimensions (``B``, or ``B, H``), equal for all inputs
+- ``Lq`` — number of queries, ``Lk`` — number of keys (= number of values)
+- ``E`` — query/key feature size (``d_k`` in the papers), ``Ev`` — value feature size (``d_v``)
+
+Every mask follows the course convention: boolean, ``True`` = may attend
+(see :mod:`attention_course.masks`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from attention_course._checks import check_int, check_mask, check_tensor
+from attention_course.masks import causal_mask
+
+__all__ = [
+    "dot_product_score",
+    "scaled_dot_product_score",
+    "additive_score",
+    "AdditiveScore",
+    "masked_softmax",
+    "attention",
+    "scaled_dot_product_attention",
+]
+
+
+def _check_query_key(query, key) -> None:
+    check_tensor("query", query, min_ndim=2, floating=True)
+    check_tensor("key", key, min_ndim=2, floating=True)
+    if key.dtype != query.dtype:
+        raise TypeError(f"key has dtype {key.dtype} but query has dtype {query.dtype}")
+    if key.shape[:-2] != query.shape[:-2]:
+        raise ValueError(
+            f"query {tuple(query.shape)} and key {tuple(key.shape)} must share their leading "
+            f"(batch) dimensions: expected key of shape (..., Lk, E) with ... = "
+            f"{tuple(query.shape[:-2])}"
+        )
+
+
+def _check_same_feature_size(query, key) -> None:
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(
+            f"query has feature size E={query.shape[-1]} but key has {key.shape[-1]}; "
+            f"dot-product scores need query (..., Lq, E) and key (..., Lk, E)"
+        )
+
+
+def dot_product_score(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    r"""Dot-product compatibility :math:`f(q, k) = q^\top k`.
+
+    Shapes: ``query`` ``(..., Lq, E)``, ``key`` ``(..., Lk, E)`` → scores ``(..., Lq, Lk)``.
+    """
+    _check_query_key(query, key)
+    _check_same_feature_size(query, key)
+    return query @ key.transpose(-2, -1)  # (..., Lq, E) @ (..., E, Lk) -> (..., Lq, Lk)
+
+
+def scaled_dot_product_score(
+    query: torch.Tensor, key: torch.Tensor, scale: float | None = None
+) -> torch.Tensor:
+    r"""Scaled dot product :math:`f(q, k) = q^\top k / \sqrt{d_k}` (or ``* scale`` if given).
+
+    Shapes: ``query`` ``(..., Lq, E)``, ``key`` ``(..., Lk, E)`` → scores ``(..., Lq, Lk)``.
+    """
+    scale = _resolve_scale(scale, query)
+    return dot_product_score(query, key) * scale
+
+
+def _resolve_scale(scale, query) -> float:
+    if scale is None:
+        return 1.0 / math.sqrt(query.shape[-1])
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise ValueError(f"scale must be a positive number or None, got {scale!r}")
+    return float(scale)
+
+
+def additive_score(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    W_q: torch.Tensor,
+    W_k: torch.Tensor,
+    v: torch.Tensor,
+) -> torch.Tensor:
+    r"""Additive (Bahdanau) compatibility :math:`f(q, k) = v^\top \tanh(W_q q + W_k k)`.
+
+    Shapes: ``query`` ``(..., Lq, Dq)``, ``key`` ``(..., Lk, Dk)``, ``W_q`` ``(A, Dq)``,
+    ``W_k`` ``(A, Dk)``, ``v`` ``(A,)`` → scores ``(..., Lq, Lk)``. ``A`` is the hidden
+    ("alignment") size. Weight matrices use the ``nn.Linear`` layout ``(out, in)``.
+    Queries and keys may have different sizes, unlike dot-product scores.
+    """
+    _check_query_key(query, key)
+    check_tensor("W_q", W_q, ndim=2, dtype=query.dtype)
+    check_tensor("W_k", W_k, ndim=2, dtype=query.dtype)
+    check_tensor("v", v, ndim=1, dtype=query.dtype)
+    if W_q.shape[1] != query.shape[-1]:
+        raise ValueError(f"W_q must have shape (A, Dq={query.shape[-1]}), got {tuple(W_q.shape)}")
+    if W_k.shape[1] != key.shape[-1]:
+        raise ValueError(f"W_k must have shape (A, Dk={key.shape[-1]}), got {tuple(W_k.shape)}")
+    if not W_q.shape[0] == W_k.shape[0] == v.shape[0]:
+        raise ValueError(
+            f"W_q {tuple(W_q.shape)}, W_k {tuple(W_k.shape)} and v {tuple(v.shape)} must share "
+            f"the hidden size A in their first dimension"
+        )
+    q = query @ W_q.T  # (..., Lq, A)
+    k = key @ W_k.T  # (..., Lk, A)
+    hidden = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., Lq, 1, A) + (..., 1, Lk, A)
+    return hidden @ v  # (..., Lq, Lk, A) @ (A,) -> (..., Lq, Lk)
+
+
+class AdditiveScore(nn.Module):
+    """Learnable additive score: a thin module over :func:`additive_score`.
+
+    ``AdditiveScore(query_dim, key_dim, hidden_dim)(query, key)`` → ``(..., Lq, Lk)``.
+    Pass it as ``score=`` to :func:`attention` (Chapter 2) or to a Bahdanau decoder (Chapter 1).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, hidden_dim: int):
+        super().__init__()
+        for name, value in (("query_dim", query_dim), ("key_dim", key_dim),
+                            ("hidden_dim", hidden_dim)):
+            check_int(name, value, minimum=1)
+        self.W_q = nn.Linear(query_dim, hidden_dim, bias=False)
+        self.W_k = nn.Linear(key_dim, hidden_dim, bias=False)
+        self.v = nn.Linear(hidden_dim, 1, bias=False)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return additive_score(query, key, self.W_q.weight, self.W_k.weight, self.v.weight[0])
+
+
+def masked_softmax(
+    scores: torch.Tensor, mask: torch.Tensor | None = None, dim: int = -1
+) -> torch.Tensor:
+    """Softmax over keys that ignores masked keys; a row with no allowed key gives all zeros.
+
+    Shapes: ``scores`` ``(..., Lq, Lk)``; ``mask`` boolean, broadcastable to the scores
+    (``True`` = may attend); returns weights of the scores' shape.
+
+    Masked scores become ``-inf`` *before* the softmax, so they get exactly zero weight and no
+    gradient. A fully masked row would be ``softmax([-inf, ..., -inf]) = NaN``; instead its scores
+    are replaced by zeros (finite) and its weights are set to zero afterwards, so neither the
+    output nor the gradient ever contains NaN.
+    """
+    check_tensor("scores", scores, min_ndim=1, floating=True)
+    if mask is None:
+        return torch.softmax(scores, dim=dim)
+    if dim not in (-1, scores.dim() - 1):
+        raise ValueError(f"masked_softmax normalises over the last (key) dimension, got dim={dim}")
+    check_mask(mask, scores.shape)
+    any_allowed = mask.any(dim=-1, keepdim=True)  # (..., Lq, 1)
+    scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~any_allowed, 0.0)
+    weights = torch.softmax(scores, dim=-1)  # (..., Lq, Lk)
+    return weights.masked_fill(~any_allowed, 0.0)
+
+
+def attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    *,
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = scaled_dot_product_score,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Soft lookup with any compatibility function: :math:`\sum_j \alpha_{ij} v_j`.
+
+    Shapes: ``query`` ``(..., Lq, Dq)``, ``key`` ``(..., Lk, Dk)``, ``value`` ``(..., Lk, Ev)``,
+    ``mask`` broadcastable to ``(..., Lq, Lk)``. ``score(query, key)`` must return
+    ``(..., Lq, Lk)``. Returns ``(output (..., Lq, Ev), weights (..., Lq, Lk))``.
+    """
+    _check_query_key(query, key)
+    _check_value(value, key)
+    scores = score(query, key)  # (..., Lq, Lk)
+    expected = (*query.shape[:-1], key.shape[-2])
+    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:
+        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"score(query, key) must return shape (..., Lq, Lk) = {expected}, got {got}")
+    weights = masked_softmax(scores, mask)  # (..., Lq, Lk)
+    return weights @ value, weights  # (..., Lq, Ev)
+
+
+def _check_value(value, key) -> None:
+    check_tensor("value", value, min_ndim=2, floating=True)
+    if value.dtype != key.dtype:
+        raise TypeError(f"value has dtype {value.dtype} but key has dtype {key.dtype}")
+    if value.shape[:-1] != key.shape[:-1]:
+        raise ValueError(
+            f"value must have shape (..., Lk, Ev) matching key {tuple(key.shape)} in all but "
+            f"the last dimension, got {tuple(value.shape)}"
+        )
+
+
+def scaled_dot_product_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    is_causal: bool = False,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Scaled dot-product attention, written out: :math:`\mathrm{softmax}(QK^\top/\sqrt{d_k})V`.
+
+    Shapes: ``query`` ``(..., Lq, E)``, ``key`` ``(..., Lk, E)``, ``value`` ``(..., Lk, Ev)``;
+    ``mask`` boolean broadcastable to ``(..., Lq, Lk)``, ``True`` = may attend.
+    Returns ``(output (..., Lq, Ev), weights (..., Lq, Lk))``.
+
+    - ``is_causal`` adds :func:`~attention_course.masks.causal_mask` aligned **bottom-right**
+      (the last query sees every key), combined with ``mask`` by logical AND.
+    - ``scale`` defaults to :math:`1/\sqrt{E}`.
+    - A query whose keys are all masked gets zero weights and a zero output (torch's SDPA
+      documents no such guarantee).
+    - ``dropout_p > 0`` drops weights (then rescales by ``1/(1-p)``) before they meet the
+      values; the returned weights are the ones actually used.
+
+    Equivalent to ``torch.nn.functional.scaled_dot_product_attention(query, key, value,
+    attn_mask=mask, scale=scale)`` for rows with at least one allowed key; tests prove it.
+    """
+    _check_query_key(query, key)
+    _check_same_feature_size(query, key)
+    _check_value(value, key)
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+    Lq, Lk = query.shape[-2], key.shape[-2]
+    scores = scaled_dot_product_score(query, key, scale)  # (..., Lq, Lk)
+    if mask is not None:
+        check_mask(mask, scores.shape)
+    if is_causal:
+        causal = causal_mask(Lq, Lk, device=query.device)  # (Lq, Lk)
+        mask = causal if mask is None else mask & causal
+    weights = masked_softmax(scores, mask)  # (..., Lq, Lk)
+    if dropout_p > 0.0:
+        weights = torch.nn.functional.dropout(weights, p=dropout_p, training=True)
+    return weights @ value, weights  # (..., Lq, Ev), (..., Lq, Lk)

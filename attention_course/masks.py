@@ -1,0 +1,82 @@
+"""Attention masks in the course convention, and conversion to torch's other convention.
+
+Course convention (the same as :func:`torch.nn.functional.scaled_dot_product_attention`):
+a boolean mask where ``True`` means *this query may attend to this key*.
+
+:class:`torch.nn.MultiheadAttention` and the ``nn.Transformer*`` layers use the **opposite**
+polarity for boolean masks (``True`` = *blocked*). The two functions :func:`to_torch_mask` and
+:func:`from_torch_mask` are the only places in the course where the polarity is flipped.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from attention_course._checks import check_int, check_tensor
+
+__all__ = ["causal_mask", "padding_mask", "to_torch_mask", "from_torch_mask"]
+
+
+def causal_mask(
+    query_len: int, key_len: int | None = None, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Boolean causal mask, ``True`` where query ``i`` may attend to key ``j``.
+
+    Shapes: returns ``(Lq, Lk)`` with ``Lk = key_len`` (default ``Lq``).
+
+    The mask is aligned **bottom-right**: query ``i`` sees keys ``j <= i + (Lk - Lq)``, so the last
+    query always sees every key. That is what one decoding step needs (one new query attending to
+    all cached keys). For ``Lq == Lk`` this is the usual lower-triangular mask. (torch's
+    ``is_causal=True`` aligns top-left instead when ``Lq != Lk``.) When ``Lk < Lq`` the first
+    ``Lq - Lk`` rows see no key at all.
+    """
+    check_int("query_len", query_len, minimum=1)
+    key_len = query_len if key_len is None else key_len
+    check_int("key_len", key_len, minimum=1)
+    i = torch.arange(query_len, device=device)[:, None]  # (Lq, 1)
+    j = torch.arange(key_len, device=device)[None, :]  # (1, Lk)
+    return j <= i + (key_len - query_len)  # (Lq, Lk)
+
+
+def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """Boolean mask of real (non-padding) positions, ``True`` for tokens that exist.
+
+    Shapes: ``lengths`` ``(B,)`` integer; returns ``(B, L)`` with ``L = max_len`` (default
+    ``lengths.max()``). To mask *keys* in attention scores ``(B, Lq, Lk)``, index it as
+    ``mask[:, None, :]`` → ``(B, 1, Lk)``; with heads ``(B, H, Lq, Lk)`` use ``mask[:, None, None, :]``.
+    """
+    check_tensor("lengths", lengths, ndim=1, integer=True)
+    if lengths.numel() and int(lengths.min()) < 0:
+        raise ValueError(f"lengths must be >= 0, got minimum {int(lengths.min())}")
+    longest = int(lengths.max()) if lengths.numel() else 0
+    max_len = longest if max_len is None else max_len
+    check_int("max_len", max_len, minimum=0)
+    if longest > max_len:
+        raise ValueError(f"max_len={max_len} is shorter than the longest sequence ({longest})")
+    positions = torch.arange(max_len, device=lengths.device)  # (L,)
+    return positions[None, :] < lengths[:, None]  # (B, L)
+
+
+def to_torch_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Course mask (``True`` = may attend) → ``nn.MultiheadAttention`` mask (``True`` = blocked)."""
+    check_tensor("mask", mask, dtype=torch.bool)
+    return ~mask
+
+
+def from_torch_mask(torch_mask: torch.Tensor) -> torch.Tensor:
+    """``nn.MultiheadAttention`` mask → course mask (``True`` = may attend).
+
+    Accepts torch's boolean masks (``True`` = blocked) and its additive float masks
+    (``0`` = allowed, ``-inf`` = blocked). Other float values (soft biases) have no boolean
+    equivalent and raise ``ValueError``.
+    """
+    check_tensor("torch_mask", torch_mask)
+    if torch_mask.dtype == torch.bool:
+        return ~torch_mask
+    if not torch_mask.is_floating_point():
+        raise TypeError(f"torch_mask must be bool or float, got dtype {torch_mask.dtype}")
+    blocked = torch.isneginf(torch_mask)
+    if not torch.all(blocked | (torch_mask == 0)):
+        raise ValueError("torch_mask is a float mask with values other than 0 and -inf; "
+                         "a soft additive bias cannot be converted to a boolean mask")
+    return ~blocked
