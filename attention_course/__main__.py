@@ -1,0 +1,5 @@
+import sys
+
+from attention_course.doctor import main
+
+sys.exit(main())
