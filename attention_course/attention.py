@@ -180,7 +180,9 @@ def attention(
     expected = (*query.shape[:-1], key.shape[-2])
     if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:
         got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
-        raise ValueError(f"score(query, key) must return shape (..., Lq, Lk) = {expected}, got {got}")
+        raise ValueError(
+            f"score(query, key) must return shape (..., Lq, Lk) = {expected}, got {got}"
+        )
     weights = masked_softmax(scores, mask)  # (..., Lq, Lk)
     return weights @ value, weights  # (..., Lq, Ev)
 

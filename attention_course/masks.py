@@ -43,7 +43,8 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
 
     Shapes: ``lengths`` ``(B,)`` integer; returns ``(B, L)`` with ``L = max_len`` (default
     ``lengths.max()``). To mask *keys* in attention scores ``(B, Lq, Lk)``, index it as
-    ``mask[:, None, :]`` → ``(B, 1, Lk)``; with heads ``(B, H, Lq, Lk)`` use ``mask[:, None, None, :]``.
+    ``mask[:, None, :]`` → ``(B, 1, Lk)``; with heads ``(B, H, Lq, Lk)`` use
+    ``mask[:, None, None, :]``.
     """
     check_tensor("lengths", lengths, ndim=1, integer=True)
     if lengths.numel() and int(lengths.min()) < 0:

@@ -14,7 +14,7 @@ __all__ = ["set_seed", "show_source"]
 def set_seed(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and torch; return a fresh ``torch.Generator`` seeded the same way."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds legacy np.random calls in learner code
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
