@@ -59,7 +59,8 @@ def check_mask(mask, scores_shape: torch.Size, name: str = "mask") -> None:
     got = tuple(mask.shape)
     ok = 1 <= mask.dim() <= len(scores_shape) and mask.shape[-1] == scores_shape[-1]
     if ok:
-        ok = all(m in (1, s) for m, s in zip(reversed(mask.shape), reversed(scores_shape), strict=False))
+        pairs = zip(reversed(mask.shape), reversed(scores_shape), strict=False)
+        ok = all(m in (1, s) for m, s in pairs)
     if not ok:
         raise ValueError(
             f"{name} has shape {got} but the attention scores have shape {tuple(scores_shape)} "

@@ -73,8 +73,10 @@ def heatmap_grid(
     keys: Sequence[str] | None = None,
     ncols: int = 4,
     vmax: float | None = 1.0,
+    colorbar: bool = True,
 ) -> plt.Figure:
-    """Draw ``(N, Lq, Lk)`` weights as a grid of ``N`` heatmaps (e.g. one per head)."""
+    """Draw ``(N, Lq, Lk)`` weights as a grid of ``N`` heatmaps (e.g. one per head), with one
+    shared colour bar (the scale is ``[0, vmax]``, or the data's range when ``vmax=None``)."""
     check_tensor("weights", torch.as_tensor(weights), ndim=3)
     n = len(weights)
     if titles is not None and len(titles) != n:
@@ -89,4 +91,6 @@ def heatmap_grid(
         attention_heatmap(weights[index], queries=queries, keys=keys, ax=ax, vmax=vmax,
                           title=titles[index] if titles else None, colorbar=False)
     fig.tight_layout()
+    if colorbar:
+        fig.colorbar(axes.flat[0].images[0], ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
     return fig

@@ -29,7 +29,7 @@ def environment_set():
     conda, pip = [], []
     for dep in env["dependencies"]:
         if isinstance(dep, dict):
-            pip += [line for line in dep["pip"] if not line.startswith("-e")]
+            pip += [line for line in dep["pip"] if not line.startswith("-")]  # options, -e .
         else:
             conda.append(dep)
     python = next(d for d in conda if d.startswith("python="))

@@ -9,6 +9,7 @@ Otherwise it says what came back, what was expected, and on which inputs.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -63,13 +64,13 @@ def _call(fn: Callable, case: Case):
         result = fn(*args.values())
     except Exception as error:  # anything the learner's code raises becomes a diagnosis
         result = _Raised(error)
-    changed = [
-        k for k, v in originals.items()
-        if isinstance(v, torch.Tensor) and not (
-            isinstance(args[k], torch.Tensor) and args[k].shape == v.shape and torch.equal(args[k], v)
-        )
-    ]
+    changed = [k for k, v in originals.items()
+               if isinstance(v, torch.Tensor) and not _identical(args[k], v)]
     return result, changed
+
+
+def _identical(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a, b))
 
 
 def _as_tensors(result, n: int) -> tuple[torch.Tensor, ...] | None:
@@ -98,7 +99,7 @@ def _same(a, b, n: int, rtol: float, atol: float) -> bool:
                 and type(a.error) is type(b.error) and str(a.error) == str(b.error))
     ta, tb = _as_tensors(a, n), _as_tensors(b, n)
     return ta is not None and tb is not None and all(
-        _close(x, y, rtol, atol) for x, y in zip(ta, tb)
+        _close(x, y, rtol, atol) for x, y in zip(ta, tb, strict=True)
     )
 
 
@@ -109,8 +110,8 @@ def _fmt(x) -> str:
     if x is None:
         return "None"
     if isinstance(x, (tuple, list)):
-        kind = type(x).__name__
-        return f"a {kind} of {len(x)} items ({', '.join(_fmt(v) for v in x[:4])})"
+        items = ", ".join(_fmt(v) for v in x[:4]) + (", ..." if len(x) > 4 else "")
+        return f"a {type(x).__name__} of {len(x)} item{'s' * (len(x) != 1)} ({items})"
     if isinstance(x, (int, float, bool)):
         return f"{type(x).__name__} {x!r}"
     kind = type(x)
@@ -128,8 +129,7 @@ def _describe_call(case: Case) -> str:
     return f"{case.description}; called with {args}"
 
 
-def _problem(result, expected: tuple[torch.Tensor, ...], names: Sequence[str], rtol: float,
-             atol: float) -> str:
+def _problem(result, expected, names, shapes, rtol, atol) -> str:
     """Generic diagnosis of a result that matches no known mistake."""
     if isinstance(result, _Raised):
         return f"your function raised {type(result.error).__name__}: {result.error}"
@@ -138,13 +138,14 @@ def _problem(result, expected: tuple[torch.Tensor, ...], names: Sequence[str], r
         if len(names) == 1:
             want = f"a torch.Tensor of shape {tuple(expected[0].shape)}"
         else:
-            shapes = " and ".join(str(tuple(e.shape)) for e in expected)
-            want = f"a tuple ({', '.join(names)}) of tensors with shapes {shapes}"
-        tip = " — did you forget `return`?" if result is None else ""
-        return f"it returned {_fmt(result)}{tip}; expected {want}"
-    for name, g, e in zip(names, got, expected):
+            sizes = " and ".join(str(tuple(e.shape)) for e in expected)
+            want = f"a tuple ({', '.join(names)}) of tensors with shapes {sizes}"
+        tip = " (did you forget `return`?)" if result is None else ""
+        return f"it returned {_fmt(result)}; expected {want}{tip}"
+    for k, (name, g, e) in enumerate(zip(names, got, expected, strict=True)):
         if g.shape != e.shape:
-            return f"`{name}` has shape {tuple(g.shape)}; expected {tuple(e.shape)}"
+            symbolic = f" = {shapes[k]}" if k < len(shapes) else ""
+            return f"`{name}` has shape {tuple(g.shape)}; expected {tuple(e.shape)}{symbolic}"
         if g.dtype != e.dtype:
             return (f"`{name}` has dtype {g.dtype}; expected {e.dtype}, the inputs' dtype "
                     f"(don't hard-code a dtype)")
@@ -170,6 +171,7 @@ def run_checks(
     mistakes: Sequence[Mistake] = (),
     *,
     outputs: Sequence[str] = ("output",),
+    shapes: Sequence[str] = (),
     error_hint: str = "",
     rtol: float = 1e-6,
     atol: float = 1e-8,
@@ -184,7 +186,8 @@ def run_checks(
       otherwise it describes the problem. ``error_hint`` is appended when ``fn`` raised an
       exception that matches no known mistake.
     - ``outputs`` names the returned tensors: one name means ``fn`` returns a tensor, several
-      mean it returns a tuple (e.g. ``("output", "weights")``).
+      mean it returns a tuple (e.g. ``("output", "weights")``); ``shapes`` gives their shapes in
+      letters (e.g. ``("(..., Lq, Ev)", "(..., Lq, Lk)")``) for wrong-shape messages.
     - Returns None (so a notebook cell shows only the printed line).
     """
     n = len(outputs)
@@ -197,37 +200,45 @@ def run_checks(
                   f"code, then re-run this cell.")
             return None
         results.append((result, changed))
-    expected = []
+    refs = []
     for case in cases:
-        ref = reference(*case.inputs.values())
-        expected.append(_as_tensors(ref, n))
-        assert expected[-1] is not None, f"checker bug: reference returned {_fmt(ref)}"
+        ref = _call(reference, case)[0]
+        if _as_tensors(ref, n) is None:
+            raise RuntimeError(f"checker bug: the reference returned {_fmt(ref)}")
+        refs.append(ref)
 
-    def same(a, i):
-        return _same(a, expected[i] if n > 1 else expected[i][0], n, rtol, atol)
-
-    failing = [i for i, (result, _) in enumerate(results) if not same(result, i)]
+    failing = [i for i, (res, _) in enumerate(results) if not _same(res, refs[i], n, rtol, atol)]
     if failing:
         first = failing[0]
         learner = results[first][0]
         where = f"Failing case {first + 1} of {len(cases)}: {_describe_call(cases[first])}."
-        best, best_count = None, 0
-        for mistake in mistakes:
-            matched = [i for i in failing if any(
-                _same(results[i][0], _call(f, cases[i])[0], n, rtol, atol) for f in mistake.fns
-            )]
-            if first in matched and len(matched) > best_count:
-                best, best_count = mistake, len(matched)
-        if best is not None:
+
+        def matches(mistake: Mistake, i: int) -> bool:
+            with warnings.catch_warnings():  # mutants may trigger deprecation warnings
+                warnings.simplefilter("ignore")
+                return any(_same(results[i][0], _call(f, cases[i])[0], n, rtol, atol)
+                           for f in mistake.fns)
+
+        # Mistakes that explain the first failing case; the one explaining most cases wins.
+        candidates = [m for m in mistakes if matches(m, first)]
+        counts = [sum(matches(m, i) for i in failing) for m in candidates]
+        if candidates:
+            best_count = max(counts)
+            best = candidates[counts.index(best_count)]
             raised = ""
             if isinstance(learner, _Raised):
                 raised = f"\n(Your function raised {type(learner.error).__name__}: {learner.error})"
-            raise AssertionError(f"❌ {name}: {best.name}.\n{best.message}{raised}\n{where}")
+            more = ""
+            if best_count < len(failing):
+                more = (f"\nThis explains {best_count} of the {len(failing)} failing cases; fix it "
+                        f"and re-run to see what remains.")
+            raise AssertionError(
+                f"❌ {name}: {best.name}.\n{best.message}{raised}\n{where}{more}"
+            )
         hint = f"\n{error_hint}" if error_hint and isinstance(learner, _Raised) else ""
-        raise AssertionError(
-            f"❌ {name}: {_problem(learner, expected[first], outputs, rtol, atol)}.\n{where}{hint}"
-        )
-    for case, (_, changed) in zip(cases, results):
+        problem = _problem(learner, _as_tensors(refs[first], n), outputs, shapes, rtol, atol)
+        raise AssertionError(f"❌ {name}: {problem}.\n{where}{hint}")
+    for case, (_, changed) in zip(cases, results, strict=True):
         if changed:
             raise AssertionError(
                 f"❌ {name}: the result is right, but your function modified its input "
