@@ -34,11 +34,6 @@ def _check_cell(cell: str) -> None:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
 
 
-def _hidden(state):
-    """The hidden vector ``(B, H)`` of a GRU (``(1, B, H)``) or LSTM (``(h, c)``) state."""
-    return (state[0] if isinstance(state, tuple) else state)[-1]
-
-
 class Encoder(nn.Module):
     """Embedding + one-layer GRU/LSTM over the source; returns every output and the final state."""
 
@@ -101,19 +96,21 @@ class BahdanauDecoder(nn.Module):
     def forward(self, tgt_in, state, memory, memory_mask):
         """``tgt_in`` ``(B, T)``, ``memory`` ``(B, S, H)``, ``memory_mask`` ``(B, S)``
         → logits ``(B, T, V)``, new state, attention weights ``(B, T, S)``."""
-        state = tuple(s[-1] for s in state) if isinstance(state, tuple) else state[-1]
+        lstm = isinstance(state, tuple)  # LSTM state: (h, c); GRU state: h
+        state = tuple(s[-1] for s in state) if lstm else state[-1]  # drop the layer axis: (B, H)
         emb = self.embedding(tgt_in)  # (B, T, E)
         key_mask = memory_mask[:, None, :]  # (B, 1, S)
         logits, weights = [], []
         for t in range(tgt_in.shape[1]):
-            s_prev = _hidden((state,)) if not isinstance(state, tuple) else state[0]  # (B, H)
+            s_prev = state[0] if lstm else state  # (B, H): the query
             context, alpha = attention(s_prev[:, None, :], memory, memory,
                                        score=self.score, mask=key_mask)  # (B, 1, H), (B, 1, S)
-            state = self.cell(torch.cat([emb[:, t], context[:, 0]], dim=-1), state)
-            s_t = state[0] if isinstance(state, tuple) else state  # (B, H)
-            logits.append(self.out(torch.cat([s_t, context[:, 0]], dim=-1)))  # (B, V)
+            context = context[:, 0]  # (B, H)
+            state = self.cell(torch.cat([emb[:, t], context], dim=-1), state)
+            s_t = state[0] if lstm else state  # (B, H)
+            logits.append(self.out(torch.cat([s_t, context], dim=-1)))  # (B, V)
             weights.append(alpha[:, 0])  # (B, S)
-        state = tuple(s[None] for s in state) if isinstance(state, tuple) else state[None]
+        state = tuple(s[None] for s in state) if lstm else state[None]  # restore (1, B, H)
         return torch.stack(logits, 1), state, torch.stack(weights, 1)  # (B,T,V), _, (B,T,S)
 
 

@@ -8,7 +8,7 @@ that every check reports the fault it exists for.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -26,8 +26,25 @@ SOURCE_SUFFIXES = frozenset({".md", ".ipynb", ".rst", ".myst"})
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 # <link rel> values that only describe a relation and make the browser fetch nothing.
 NON_FETCHING_RELS = frozenset(
-    {"canonical", "alternate", "next", "prev", "index", "search", "author", "license", "help",
-     "copyright", "top", "up", "first", "last", "contents", "glossary", "me"}
+    {
+        "canonical",
+        "alternate",
+        "next",
+        "prev",
+        "index",
+        "search",
+        "author",
+        "license",
+        "help",
+        "copyright",
+        "top",
+        "up",
+        "first",
+        "last",
+        "contents",
+        "glossary",
+        "me",
+    }
 )
 # A cell tagged with this shows an error *message* on purpose (e.g. the ValueError text the
 # package raises for a bad shape, printed from an `except` block). Its text outputs are exempt from
@@ -86,20 +103,24 @@ def html_pages(site_dir: Path) -> list[Path]:
     """Every ``.html`` file under ``site_dir`` outside the asset folders, sorted."""
     site_dir = Path(site_dir)
     return sorted(
-        p for p in site_dir.rglob("*.html")
+        p
+        for p in site_dir.rglob("*.html")
         if not SKIP_DIRS.intersection(p.relative_to(site_dir).parts[:-1])
     )
 
 
-@functools.lru_cache(maxsize=512)
-def _soup_cached(path: str, mtime_ns: int) -> BeautifulSoup:
-    return BeautifulSoup(Path(path).read_text(encoding="utf-8", errors="replace"), "html.parser")
+_SOUPS: dict[tuple[str, str], BeautifulSoup] = {}
 
 
 def soup_of(path: Path) -> BeautifulSoup:
-    """Parsed HTML of a file (cached on path and modification time). Do not mutate the result."""
-    path = Path(path)
-    return _soup_cached(str(path), path.stat().st_mtime_ns)
+    """Parsed HTML of a file, cached on its path and content. Do not mutate the result."""
+    data = Path(path).read_bytes()
+    key = (str(Path(path).resolve()), hashlib.sha1(data).hexdigest())
+    if key not in _SOUPS:
+        if len(_SOUPS) > 512:
+            _SOUPS.clear()
+        _SOUPS[key] = BeautifulSoup(data.decode("utf-8", errors="replace"), "html.parser")
+    return _SOUPS[key]
 
 
 def ids_of(path: Path) -> set[str]:
@@ -279,7 +300,7 @@ def find_error_outputs(html: str, where: str = "page") -> list[str]:
         match = ERROR_TEXT.search(text)
         if match:
             skip.add(id(el))
-            problems.append(f"{where}: error text in output: {_snippet(text[match.start():])}")
+            problems.append(f"{where}: error text in output: {_snippet(text[match.start() :])}")
     return problems
 
 
@@ -314,10 +335,15 @@ def check_local_mathjax(site_dir: Path, page: Path) -> list[str]:
     """A page with math loads MathJax from the site itself."""
     if not has_math(soup_of(page)) or local_mathjax_scripts(site_dir, page):
         return []
-    scripts = [str(s["src"]) for s in soup_of(page).find_all("script", src=True)
-               if "mathjax" in str(s["src"]).lower()]
-    return [f"{_rel(page, site_dir)}: has math but no MathJax script inside the site "
-            f"(MathJax scripts: {scripts or 'none'})"]
+    scripts = [
+        str(s["src"])
+        for s in soup_of(page).find_all("script", src=True)
+        if "mathjax" in str(s["src"]).lower()
+    ]
+    return [
+        f"{_rel(page, site_dir)}: has math but no MathJax script inside the site "
+        f"(MathJax scripts: {scripts or 'none'})"
+    ]
 
 
 def _fetched_urls(soup: BeautifulSoup) -> Iterator[tuple[str, str]]:
@@ -395,10 +421,13 @@ def check_notebook_download(site_dir: Path, docname: str) -> list[str]:
 # (label, author surname, regex for the title, accepted years); case-insensitive.
 REQUIRED_WORKS = (
     ("Vaswani et al. 2017", "vaswani", r"attention\s+is\s+all\s+you\s+need", ("2017",)),
-    ("Bahdanau et al.", "bahdanau", r"jointly\s+learning\s+to\s+align\s+and\s+translate",
-     ("2014", "2015")),
-    ("Dosovitskiy et al.", "dosovitskiy", r"16\s*(?:x|×|\\times)\s*16\s+words",
-     ("2020", "2021")),
+    (
+        "Bahdanau et al.",
+        "bahdanau",
+        r"jointly\s+learning\s+to\s+align\s+and\s+translate",
+        ("2014", "2015"),
+    ),
+    ("Dosovitskiy et al.", "dosovitskiy", r"16\s*(?:x|×|\\times)\s*16\s+words", ("2020", "2021")),
 )
 
 

@@ -46,11 +46,15 @@ def toc_docnames() -> tuple[str, ...]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`docname`: every TOC page; `chapter`: the pages built from notebooks/."""
+    """`docname`: every TOC page; `chapter`: the pages built from notebooks/;
+    `shot_page`: the pages to screenshot (the root page and the chapters)."""
+    docs = toc_docnames()
     if "docname" in metafunc.fixturenames:
-        metafunc.parametrize("docname", toc_docnames())
+        metafunc.parametrize("docname", docs)
     if "chapter" in metafunc.fixturenames:
-        metafunc.parametrize("chapter", [d for d in toc_docnames() if is_notebook_page(d)])
+        metafunc.parametrize("chapter", [d for d in docs if is_notebook_page(d)])
+    if "shot_page" in metafunc.fixturenames:
+        metafunc.parametrize("shot_page", [d for d in docs if d == docs[0] or is_notebook_page(d)])
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +94,7 @@ def screenshot_dir(site_dir: Path) -> Path:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -121,8 +125,9 @@ def browser():
     """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
     executable = os.environ.get("CHROMIUM_PATH") or DEFAULT_CHROMIUM
     if not (Path(executable).is_file() and os.access(executable, os.X_OK)):
-        _no_browser(f"Chromium not found at {executable} (install Debian `chromium` "
-                    "or set CHROMIUM_PATH)")
+        _no_browser(
+            f"Chromium not found at {executable} (install Debian `chromium` or set CHROMIUM_PATH)"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:

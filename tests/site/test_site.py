@@ -110,4 +110,3 @@ def test_bibliography_lists_outline_references(site_dir: Path, toc_docs: list[st
     assert page.is_file(), f"{page} was not rendered"
     problems = checks.find_missing_works(page.read_text(encoding="utf-8"))
     assert not problems, _report(problems, "missing references")
-
