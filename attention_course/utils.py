@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import textwrap
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ def show_source(obj) -> object:
     Returns an ``IPython.display.Code`` object (rendered by Jupyter), or the plain source string
     when IPython is not available.
     """
-    source = inspect.getsource(obj)
+    source = textwrap.dedent(inspect.getsource(obj))  # methods come indented
     try:
         from IPython.display import Code
     except ImportError:  # pragma: no cover - IPython ships with Jupyter

@@ -229,3 +229,11 @@ def test_bad_input_raises_a_message_naming_the_problem(call, error, words):
         call()
     for word in words:
         assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+def test_show_source_returns_the_dedented_package_code():
+    from attention_course.utils import show_source
+
+    code = show_source(AdditiveScore.forward)
+    assert code.data.startswith("def forward(self, query")
+    assert "additive_score(query, key" in code.data
