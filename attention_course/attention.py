@@ -109,8 +109,11 @@ def additive_score(
             f"W_q {tuple(W_q.shape)}, W_k {tuple(W_k.shape)} and v {tuple(v.shape)} must share "
             f"the hidden size A in their first dimension"
         )
-    q = query @ W_q.T  # (..., Lq, A)
-    k = key @ W_k.T  # (..., Lk, A)
+    return _additive_from_projections(query @ W_q.T, key @ W_k.T, v)  # (..., Lq, Lk)
+
+
+def _additive_from_projections(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``q`` ``(..., Lq, A)`` = projected queries, ``k`` ``(..., Lk, A)`` = projected keys."""
     hidden = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (..., Lq, 1, A) + (..., 1, Lk, A)
     return hidden @ v  # (..., Lq, Lk, A) @ (A,) -> (..., Lq, Lk)
 
@@ -133,6 +136,23 @@ class AdditiveScore(nn.Module):
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         return additive_score(query, key, self.W_q.weight, self.W_k.weight, self.v.weight[0])
+
+    def with_keys(self, key: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The same score for many queries against fixed keys: ``W_k k`` is computed once.
+
+        A decoder scores a new query against the same encoder outputs at every step; the
+        returned ``score(query, key)`` must be called with this very ``key`` tensor.
+        """
+        _check_query_key(key, key)
+        projected = self.W_k(key)  # (..., Lk, A)
+
+        def score(query: torch.Tensor, key_again: torch.Tensor) -> torch.Tensor:
+            if key_again is not key:
+                raise ValueError("score from with_keys(key) was called with a different key")
+            _check_query_key(query, key)
+            return _additive_from_projections(self.W_q(query), projected, self.v.weight[0])
+
+        return score
 
 
 def masked_softmax(

@@ -100,11 +100,12 @@ class BahdanauDecoder(nn.Module):
         state = tuple(s[-1] for s in state) if lstm else state[-1]  # drop the layer axis: (B, H)
         emb = self.embedding(tgt_in)  # (B, T, E)
         key_mask = memory_mask[:, None, :]  # (B, 1, S)
+        score = self.score.with_keys(memory)  # projects the encoder outputs once, not per step
         logits, weights = [], []
         for t in range(tgt_in.shape[1]):
             s_prev = state[0] if lstm else state  # (B, H): the query
             context, alpha = attention(s_prev[:, None, :], memory, memory,
-                                       score=self.score, mask=key_mask)  # (B, 1, H), (B, 1, S)
+                                       score=score, mask=key_mask)  # (B, 1, H), (B, 1, S)
             context = context[:, 0]  # (B, H)
             state = self.cell(torch.cat([emb[:, t], context], dim=-1), state)
             s_t = state[0] if lstm else state  # (B, H)

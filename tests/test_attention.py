@@ -237,3 +237,13 @@ def test_show_source_returns_the_dedented_package_code():
     code = show_source(AdditiveScore.forward)
     assert code.data.startswith("def forward(self, query")
     assert "additive_score(query, key" in code.data
+
+
+def test_additive_with_keys_equals_the_plain_score_and_guards_its_key():
+    torch.manual_seed(0)
+    module = AdditiveScore(query_dim=5, key_dim=3, hidden_dim=8).double()
+    q, k = rand(2, 4, 5), rand(2, 6, 3)
+    score = module.with_keys(k)
+    assert torch.allclose(score(q, k), module(q, k), rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="different key"):
+        score(q, k.clone())
