@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from attention_course.data import BOS, EOS, PAD, make_batch, vocab_size
+from attention_course.metrics import sequence_cross_entropy
 from attention_course.rnn import BahdanauDecoder, Encoder, Seq2Seq
 from attention_course.train import train
 
@@ -61,7 +61,7 @@ def test_bad_batch_arguments(kwargs, error, word):
 
 def loss_fn(model, b):
     logits, _ = model(b.src, b.src_lengths, b.tgt_in)  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD)
+    return sequence_cross_entropy(logits, b.tgt_out)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -166,3 +166,18 @@ def test_model_rejects_bad_input():
         model(b.src, b.src_lengths[:2], b.tgt_in)
     with pytest.raises(ValueError, match="cell"):
         Seq2Seq(V, cell="transformer")
+
+
+def test_metrics_ignore_padding():
+    from attention_course.metrics import exact_match, sequence_cross_entropy, token_accuracy
+
+    targets = torch.tensor([[5, 6, EOS, PAD], [7, EOS, PAD, PAD]])
+    tokens = torch.tensor([[5, 6, EOS, 9], [7, 8, PAD, PAD]])  # row 0 right, row 1 misses EOS
+    assert exact_match(tokens, targets).tolist() == [True, False]
+    assert token_accuracy(tokens, targets) == 4 / 5
+    logits = torch.zeros(2, 4, V, dtype=torch.float64)
+    logits[..., 5] = 100.0  # always predicts 5: right once out of five real tokens
+    assert torch.isclose(sequence_cross_entropy(logits, targets),
+                         torch.tensor(4 * 100.0 / 5, dtype=torch.float64))
+    with pytest.raises(ValueError, match="logits"):
+        sequence_cross_entropy(logits[:, :3], targets)
