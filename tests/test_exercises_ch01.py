@@ -207,7 +207,9 @@ def test_alignment_mistakes_are_named(mutant, phrase):
                      [p for _, p in ALIGNMENT_MUTANTS])
 
 
-def test_alignment_wrong_dtype_is_explained():
+def test_alignment_accepts_float32_and_explains_bool(capsys):
+    check_reversal_alignment(lambda n: torch.eye(n).flip(1))  # float32, torch's default
+    assert capsys.readouterr().out.startswith("✅")
     with pytest.raises(AssertionError, match="dtype torch.bool; expected torch.float64"):
         check_reversal_alignment(lambda n: torch.eye(n, dtype=torch.bool).flip(1))
 
