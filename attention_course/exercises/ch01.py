@@ -246,8 +246,9 @@ def _alignment_cases() -> list[Case]:
 
 
 def check_reversal_alignment(fn) -> None:
-    """Check ``fn(n)`` → a float ``(n, n)`` tensor: row ``t`` is the one-hot ideal attention of output
-    step ``t`` over the ``n`` source positions when the task is to reverse the source."""
+    """Check ``fn(n)`` → a float ``(n, n)`` tensor: row ``t`` is the one-hot ideal attention of
+    output step ``t`` over the ``n`` source positions when the task is to reverse the source."""
+
     def as_float64(n):  # float32 (torch's default) is as good an answer as float64
         result = fn(n)
         floating = isinstance(result, torch.Tensor) and result.is_floating_point()
