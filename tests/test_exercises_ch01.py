@@ -11,20 +11,7 @@ from attention_course.exercises.ch01 import (
     check_gru_step,
     check_reversal_alignment,
 )
-
-
-def stub(*args):
-    raise NotImplementedError
-
-
-def assert_diagnosis(check, fn, phrase, all_phrases):
-    with pytest.raises(AssertionError) as info:
-        check(fn)
-    message = str(info.value)
-    assert phrase in message, message
-    for other in set(all_phrases) - {phrase}:
-        assert other not in message, f"{other!r} also in:\n{message}"
-
+from tests.checker_helpers import assert_diagnosis, stub
 
 # --- correct solutions, written the way a learner would ---------------------------------------
 
