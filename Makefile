@@ -12,6 +12,8 @@ TORCH := torch==2.13.0
 TORCH_PIP_ARGS ?=
 JOBS ?= 2
 BUILD_FLAGS := -W -n --keep-going
+# Executed notebooks (book, nbval) show no progress bars; `make lab` keeps them.
+QUIET := ATTENTION_COURSE_QUIET=1
 
 .PHONY: help install book lab test lint unit notebooks site clean doctor
 
@@ -29,7 +31,7 @@ install: $(STAMP)
 
 # Local builds reuse the execution cache (_build/.jupyter_cache): only changed notebooks re-run.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
+	$(QUIET) $(BIN)/jupyter-book build . $(BUILD_FLAGS)
 	@echo "Open _build/html/index.html"
 
 lab: $(STAMP)
@@ -45,14 +47,14 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests --ignore=tests/site -n $(JOBS) -q
 
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env -n $(JOBS) --dist loadscope \
+	$(QUIET) $(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env -n $(JOBS) --dist loadscope \
 		--durations=0 -q
 
 # The test build starts from an empty execution cache: the cache keys on notebook code only and
 # would not notice a change in the package.
 site: $(STAMP)
 	rm -rf _build/.jupyter_cache _build/jupyter_execute _build/html _build/.doctrees
-	$(BIN)/jupyter-book build . $(BUILD_FLAGS)
+	$(QUIET) $(BIN)/jupyter-book build . $(BUILD_FLAGS)
 	$(BIN)/python -m pytest tests/site -q
 
 test: lint unit notebooks site

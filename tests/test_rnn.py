@@ -181,3 +181,12 @@ def test_metrics_ignore_padding():
                          torch.tensor(4 * 100.0 / 5, dtype=torch.float64))
     with pytest.raises(ValueError, match="logits"):
         sequence_cross_entropy(logits[:, :3], targets)
+
+
+def test_progress_bar_stays_quiet_under_tests_and_builds(monkeypatch):
+    from attention_course.train import quiet
+
+    assert quiet()  # pytest sets PYTEST_CURRENT_TEST
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    monkeypatch.setenv("ATTENTION_COURSE_QUIET", "1")
+    assert quiet()
