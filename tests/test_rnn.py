@@ -188,5 +188,8 @@ def test_progress_bar_stays_quiet_under_tests_and_builds(monkeypatch):
 
     assert quiet()  # pytest sets PYTEST_CURRENT_TEST
     monkeypatch.delenv("PYTEST_CURRENT_TEST")
-    monkeypatch.setenv("ATTENTION_COURSE_QUIET", "1")
+    monkeypatch.delenv("ATTENTION_COURSE_QUIET", raising=False)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)  # as in a terminal
+    assert not quiet()
+    monkeypatch.setenv("ATTENTION_COURSE_QUIET", "1")  # as in `make book`
     assert quiet()
