@@ -1,0 +1,220 @@
+"""Transformer layers and stacks equal torch's in float64 (outputs and gradients, post-LN and
+pre-LN, padding and causal masks); positional encodings; the model and its config."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from attention_course.data import BOS, make_batch, vocab_size
+from attention_course.masks import causal_mask, padding_mask, to_torch_mask
+from attention_course.metrics import sequence_cross_entropy
+from attention_course.positional import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    relative_shift_matrix,
+    sinusoidal_encoding,
+)
+from attention_course.train import train
+from attention_course.transformer import (
+    Decoder,
+    DecoderLayer,
+    Encoder,
+    EncoderLayer,
+    Transformer,
+    TransformerConfig,
+)
+
+f64 = torch.float64
+D, H, FF = 8, 2, 16
+
+
+def rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=f64)
+
+
+def perturb(module, seed=0):
+    """Make every parameter count (torch initialises biases to 0 and norms to 1)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return module.train()  # train mode with dropout 0: avoids torch's eval-only fast path
+
+
+def torch_encoder_layer(norm_first, activation="relu"):
+    torch.manual_seed(0)
+    return perturb(nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, activation=activation,
+                                              batch_first=True, norm_first=norm_first,
+                                              dtype=f64))
+
+
+def torch_decoder_layer(norm_first, activation="relu"):
+    torch.manual_seed(0)
+    return perturb(nn.TransformerDecoderLayer(D, H, FF, dropout=0.0, activation=activation,
+                                              batch_first=True, norm_first=norm_first,
+                                              dtype=f64))
+
+
+def assert_grads_match(out_ours, out_theirs, inputs, ours, theirs):
+    g = rand(*out_ours.shape, seed=9)
+    gi_o = torch.autograd.grad(out_ours, inputs + list(ours.parameters()), g)
+    gi_t = torch.autograd.grad(out_theirs, inputs + list(theirs.parameters()), g)
+    for a, b in zip(gi_o[:len(inputs)], gi_t[:len(inputs)], strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    # Parameter gradients: compare as multisets of flattened values (orders differ).
+    flat = lambda gs: torch.cat([x.flatten() for x in gs]).sort().values  # noqa: E731
+    assert torch.allclose(flat(gi_o[len(inputs):]), flat(gi_t[len(inputs):]), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("masking", ["none", "padding", "causal"])
+def test_encoder_layer_matches_torch(norm_first, activation, masking):
+    theirs = torch_encoder_layer(norm_first, activation)
+    ours = EncoderLayer.from_torch(theirs)
+    x = rand(3, 5, D, seed=1).requires_grad_()
+    pad = padding_mask(torch.tensor([5, 3, 1]), 5)  # (B, L)
+    kwargs, mask, is_causal = {}, None, False
+    if masking == "padding":
+        mask, kwargs["src_key_padding_mask"] = pad[:, None, :], to_torch_mask(pad)
+    if masking == "causal":
+        is_causal, kwargs["src_mask"] = True, to_torch_mask(causal_mask(5))
+    out_t = theirs(x, **kwargs)
+    out_o = ours(x, mask, is_causal=is_causal)
+    assert torch.allclose(out_o, out_t, rtol=0, atol=1e-12)
+    assert_grads_match(out_o, out_t, [x], ours, theirs)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_layer_matches_torch(norm_first):
+    theirs = torch_decoder_layer(norm_first)
+    ours = DecoderLayer.from_torch(theirs)
+    x, memory = rand(2, 4, D, seed=1).requires_grad_(), rand(2, 6, D, seed=2).requires_grad_()
+    src_pad = padding_mask(torch.tensor([6, 2]), 6)
+    out_t = theirs(x, memory, tgt_mask=to_torch_mask(causal_mask(4)),
+                   memory_key_padding_mask=to_torch_mask(src_pad))
+    out_o = ours(x, memory, memory_mask=src_pad[:, None, :], is_causal=True)
+    assert torch.allclose(out_o, out_t, rtol=0, atol=1e-12)
+    assert_grads_match(out_o, out_t, [x, memory], ours, theirs)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_stacks_match_torch(norm_first):
+    torch.manual_seed(0)
+    final = nn.LayerNorm(D, dtype=f64) if norm_first else None
+    enc_t = perturb(nn.TransformerEncoder(torch_encoder_layer(norm_first), 3, norm=final,
+                                          enable_nested_tensor=False))
+    dec_t = perturb(nn.TransformerDecoder(torch_decoder_layer(norm_first), 2,
+                                          norm=None if final is None else nn.LayerNorm(
+                                              D, dtype=f64)))
+    enc_o, dec_o = Encoder.from_torch(enc_t), Decoder.from_torch(dec_t)
+    src, tgt = rand(2, 5, D, seed=1).requires_grad_(), rand(2, 3, D, seed=2).requires_grad_()
+    pad = padding_mask(torch.tensor([5, 4]), 5)
+    mem_t = enc_t(src, src_key_padding_mask=to_torch_mask(pad))
+    mem_o = enc_o(src, pad[:, None, :])
+    assert torch.allclose(mem_o, mem_t, rtol=0, atol=1e-12)
+    out_t = dec_t(tgt, mem_t, tgt_mask=to_torch_mask(causal_mask(3)),
+                  memory_key_padding_mask=to_torch_mask(pad))
+    out_o = dec_o(tgt, mem_o, memory_mask=pad[:, None, :], is_causal=True)
+    assert torch.allclose(out_o, out_t, rtol=0, atol=1e-12)
+    assert_grads_match(out_o, out_t, [src, tgt], nn.ModuleList([enc_o, dec_o]),
+                       nn.ModuleList([enc_t, dec_t]))
+
+
+def test_from_torch_refuses_what_it_cannot_copy():
+    with pytest.raises(ValueError, match="batch_first"):
+        EncoderLayer.from_torch(nn.TransformerEncoderLayer(D, H, FF))
+    with pytest.raises(TypeError, match="TransformerEncoderLayer"):
+        EncoderLayer.from_torch(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="activation"):
+        EncoderLayer.from_torch(nn.TransformerEncoderLayer(D, H, FF, activation=torch.tanh,
+                                                           batch_first=True))
+
+
+# ---------------------------------------------------------------- positional encodings
+
+
+def test_sinusoidal_encoding_equals_the_paper_formula_at_sampled_positions():
+    d = 10
+    pe = sinusoidal_encoding(50, d, dtype=f64)
+    for pos in (0, 1, 7, 49):
+        for i in range(d // 2):
+            angle = pos / 10000 ** (2 * i / d)
+            assert math.isclose(pe[pos, 2 * i], math.sin(angle), abs_tol=1e-12)
+            assert math.isclose(pe[pos, 2 * i + 1], math.cos(angle), abs_tol=1e-12)
+    assert sinusoidal_encoding(4, 7).shape == (4, 7)  # odd sizes work
+
+
+@pytest.mark.parametrize("k", [1, 5, -3])
+def test_shift_by_k_is_one_linear_map_for_every_position(k):
+    pe = sinusoidal_encoding(64, 16, dtype=f64)
+    M = relative_shift_matrix(k, 16)
+    positions = torch.arange(max(0, -k), 64 - max(0, k))
+    assert torch.allclose(pe[positions] @ M.T, pe[positions + k], atol=1e-10)
+
+
+def test_positional_modules_add_to_the_input():
+    x = torch.zeros(2, 5, 6)
+    assert torch.allclose(SinusoidalPositionalEncoding(6, 10)(x)[1], sinusoidal_encoding(5, 6))
+    learned = LearnedPositionalEmbedding(6, 10)
+    assert torch.equal(learned(x)[0], learned.embedding.weight[:5])
+    with pytest.raises(ValueError, match="max_len"):
+        learned(torch.zeros(1, 11, 6))
+
+
+# ---------------------------------------------------------------- model
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerConfig(10, 10, d_model=30, num_heads=4)
+    with pytest.raises(ValueError, match="activation"):
+        TransformerConfig(10, 10, activation="swish")
+    with pytest.raises(TypeError, match="num_heads"):
+        TransformerConfig(10, 10, num_heads=2.0)
+    with pytest.raises(AttributeError):
+        TransformerConfig(10, 10).d_model = 3  # frozen
+
+
+def test_decoder_cannot_see_the_future():
+    V = vocab_size(6)
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(V, V, d_model=16, num_heads=2)).eval()
+    b = make_batch("reverse", 2, min_len=4, max_len=4, num_symbols=6,
+                   generator=torch.Generator().manual_seed(0))
+    logits, _ = model(b.src, b.src_lengths, b.tgt_in)
+    changed = b.tgt_in.clone()
+    changed[:, 3:] = 5  # change the future of position 2
+    logits2, _ = model(b.src, b.src_lengths, changed)
+    assert torch.allclose(logits[:, :3], logits2[:, :3])
+    assert not torch.allclose(logits[:, 3:], logits2[:, 3:])
+
+
+def test_training_is_deterministic_and_greedy_decoding_is_consistent():
+    V = vocab_size(6)
+
+    def loss_fn(m, b):
+        return sequence_cross_entropy(m(b.src, b.src_lengths, b.tgt_in)[0], b.tgt_out)
+
+    def run():
+        torch.manual_seed(0)
+        model = Transformer(TransformerConfig(V, V, d_model=16, num_heads=2, norm_first=True,
+                                              num_encoder_layers=1, num_decoder_layers=1,
+                                              dim_feedforward=32))
+        result = train(model, loss_fn, lambda g: make_batch(
+            "copy", 16, min_len=2, max_len=5, num_symbols=6, generator=g),
+            steps=60, lr=3e-3, seed=0, progress=False)
+        return model, result.losses
+
+    model, first = run()
+    _, second = run()
+    assert first == second  # same seed, same history, bit for bit
+    assert sum(first[-10:]) < 0.85 * sum(first[:10])  # it learns (2.2 -> 1.7 in 60 steps)
+    b = make_batch("copy", 8, min_len=2, max_len=5, num_symbols=6,
+                   generator=torch.Generator().manual_seed(1))
+    tokens, _ = model.greedy_decode(b.src, b.src_lengths, 6)  # (B, 6)
+    fed = torch.cat([torch.full((8, 1), BOS), tokens[:, :-1]], dim=1)  # its own outputs
+    logits, _ = model(b.src, b.src_lengths, fed)
+    assert torch.equal(logits.argmax(-1), tokens)  # decoding = teacher forcing on its outputs
