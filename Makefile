@@ -14,6 +14,9 @@ JOBS ?= 2
 BUILD_FLAGS := -W -n --keep-going
 # Executed notebooks (book, nbval) show no progress bars; `make lab` keeps them.
 QUIET := ATTENTION_COURSE_QUIET=1
+# Two pytest workers on two cores: one thread each (torch's default of one per core per process
+# oversubscribes the CPU and makes small-op code many times slower).
+ONE_THREAD := OMP_NUM_THREADS=1
 
 .PHONY: help install book lab test lint unit notebooks site clean doctor
 
@@ -44,10 +47,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests --ignore=tests/site -n $(JOBS) -q
+	$(ONE_THREAD) $(BIN)/python -m pytest tests --ignore=tests/site -n $(JOBS) -q
 
 notebooks: $(STAMP)
-	$(QUIET) $(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env -n $(JOBS) --dist loadscope \
+	$(QUIET) $(ONE_THREAD) $(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env -n $(JOBS) --dist loadscope \
 		--durations=0 -q
 
 # The test build starts from an empty execution cache: the cache keys on notebook code only and

@@ -14,7 +14,7 @@ import torch
 
 from attention_course._checks import check_int, check_tensor
 
-__all__ = ["causal_mask", "padding_mask", "to_torch_mask", "from_torch_mask"]
+__all__ = ["causal_mask", "local_mask", "padding_mask", "to_torch_mask", "from_torch_mask"]
 
 
 def causal_mask(
@@ -36,6 +36,22 @@ def causal_mask(
     i = torch.arange(query_len, device=device)[:, None]  # (Lq, 1)
     j = torch.arange(key_len, device=device)[None, :]  # (1, Lk)
     return j <= i + (key_len - query_len)  # (Lq, Lk)
+
+
+def local_mask(
+    length: int, window: int, *, causal: bool = True, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Sliding-window (local) mask ``(L, L)``: query ``i`` may attend to keys within ``window``.
+
+    ``causal=True``: keys ``i - window, …, i``; ``causal=False``: keys with ``|i - j| <= window``.
+    ``window >= length - 1`` gives back full (causal) attention.
+    """
+    check_int("length", length, minimum=1)
+    check_int("window", window, minimum=0)
+    i = torch.arange(length, device=device)[:, None]  # (L, 1)
+    j = torch.arange(length, device=device)[None, :]  # (1, L)
+    near = (i - j).abs() <= window  # (L, L)
+    return near & (j <= i) if causal else near
 
 
 def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:

@@ -4,7 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attention_course.masks import causal_mask, from_torch_mask, padding_mask, to_torch_mask
+from attention_course.masks import (
+    causal_mask,
+    from_torch_mask,
+    local_mask,
+    padding_mask,
+    to_torch_mask,
+)
 
 
 def test_square_causal_mask_is_lower_triangular():
@@ -66,3 +72,16 @@ def test_bad_input(call, error, words):
         call()
     for word in words:
         assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+def test_local_mask():
+    assert local_mask(4, 1).tolist() == [
+        [True, False, False, False],
+        [True, True, False, False],
+        [False, True, True, False],
+        [False, False, True, True],
+    ]
+    assert torch.equal(local_mask(5, 1, causal=False), local_mask(5, 1) | local_mask(5, 1).T)
+    assert torch.equal(local_mask(6, 5), causal_mask(6))  # a window this wide is full attention
+    with pytest.raises(ValueError, match="window"):
+        local_mask(4, -1)

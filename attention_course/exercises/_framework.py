@@ -147,8 +147,9 @@ def _problem(result, expected, names, shapes, rtol, atol) -> str:
             symbolic = f" = {shapes[k]}" if k < len(shapes) else ""
             return f"`{name}` has shape {tuple(g.shape)}; expected {tuple(e.shape)}{symbolic}"
         if g.dtype != e.dtype:
-            return (f"`{name}` has dtype {g.dtype}; expected {e.dtype}, the inputs' dtype "
-                    f"(don't hard-code a dtype)")
+            tip = (" (create new tensors with the inputs' dtype, e.g. torch.zeros(..., "
+                   "dtype=x.dtype))" if g.is_floating_point() and e.is_floating_point() else "")
+            return f"`{name}` has dtype {g.dtype}; expected {e.dtype}{tip}"
         bad = torch.isnan(g) if g.is_floating_point() else torch.zeros_like(g, dtype=torch.bool)
         if bad.any():
             first = tuple(int(i) for i in bad.nonzero()[0])
