@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # the text bar: tqdm.auto would need ipywidgets in Jupyter
 
 from attention_course._checks import check_int
 
