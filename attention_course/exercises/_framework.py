@@ -143,6 +143,7 @@ def _problem(result, expected, names, shapes, rtol, atol) -> str:
         tip = " (did you forget `return`?)" if result is None else ""
         return f"it returned {_fmt(result)}; expected {want}{tip}"
     for k, (name, g, e) in enumerate(zip(names, got, expected, strict=True)):
+        g, e = g.detach(), e.detach()  # learners' results may carry autograd history
         if g.shape != e.shape:
             symbolic = f" = {shapes[k]}" if k < len(shapes) else ""
             return f"`{name}` has shape {tuple(g.shape)}; expected {tuple(e.shape)}{symbolic}"
