@@ -249,6 +249,11 @@ class Transformer(nn.Module):
         self.decoder = Decoder(DecoderLayer(**layer), c.num_decoder_layers,
                                copy.deepcopy(final_norm))
         self.generator = nn.Linear(c.d_model, c.tgt_vocab_size)
+        # The stacks deep-copy one layer; re-initialise every matrix so layers start different
+        # (as torch's nn.Transformer does, with Xavier-uniform).
+        for name, p in self.named_parameters():
+            if p.dim() > 1 and "embedding" not in name:
+                nn.init.xavier_uniform_(p)
 
     def _embed(self, embedding, tokens):
         return self.positional(embedding(tokens) * math.sqrt(self.config.d_model))  # (B, L, D)

@@ -218,3 +218,11 @@ def test_training_is_deterministic_and_greedy_decoding_is_consistent():
     fed = torch.cat([torch.full((8, 1), BOS), tokens[:, :-1]], dim=1)  # its own outputs
     logits, _ = model(b.src, b.src_lengths, fed)
     assert torch.equal(logits.argmax(-1), tokens)  # decoding = teacher forcing on its outputs
+
+
+def test_model_layers_start_different():
+    V = vocab_size(6)
+    model = Transformer(TransformerConfig(V, V, d_model=16, num_heads=2))
+    first, second = model.encoder.layers
+    assert not torch.equal(first.linear1.weight, second.linear1.weight)
+    assert not torch.equal(first.self_attn.W_q.weight, second.self_attn.W_q.weight)
