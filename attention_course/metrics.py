@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from attention_course._checks import check_tensor
 from attention_course.data import PAD
 
-__all__ = ["sequence_cross_entropy", "token_accuracy", "exact_match"]
+__all__ = ["sequence_cross_entropy", "seq2seq_loss", "token_accuracy", "exact_match"]
 
 
 def _check_targets(name: str, pred: torch.Tensor, targets: torch.Tensor, ndim: int) -> None:
@@ -24,6 +24,15 @@ def sequence_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch
     ``(B, T)``."""
     _check_targets("logits", logits, targets, 3)
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+
+
+def seq2seq_loss(model, batch) -> torch.Tensor:
+    """Teacher-forced loss of a sequence-to-sequence model on a
+    :class:`~attention_course.data.Seq2SeqBatch`: ``model(src, src_lengths, tgt_in)`` must return
+    ``(logits (B, T, V), anything)`` (as ``Seq2Seq`` and ``Transformer`` do). Pass it to
+    :func:`attention_course.train.train` as ``loss_fn``."""
+    logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, V)
+    return sequence_cross_entropy(logits, batch.tgt_out)
 
 
 def token_accuracy(tokens: torch.Tensor, targets: torch.Tensor) -> float:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from attention_course.data import BOS, EOS, PAD, make_batch, vocab_size
-from attention_course.metrics import sequence_cross_entropy
+from attention_course.metrics import seq2seq_loss
 from attention_course.rnn import BahdanauDecoder, Encoder, Seq2Seq
 from attention_course.train import train
 
@@ -57,11 +57,6 @@ def test_bad_batch_arguments(kwargs, error, word):
 
 
 # ---------------------------------------------------------------- model
-
-
-def loss_fn(model, b):
-    logits, _ = model(b.src, b.src_lengths, b.tgt_in)  # (B, T, V)
-    return sequence_cross_entropy(logits, b.tgt_out)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
@@ -139,7 +134,7 @@ def test_training_is_deterministic_and_learns():
         def sample(g):
             return make_batch("reverse", 16, min_len=2, max_len=4, num_symbols=6, generator=g)
 
-        return train(model, loss_fn, sample, steps=40, lr=1e-2, seed=1, progress=False)
+        return train(model, seq2seq_loss, sample, steps=40, lr=1e-2, seed=1, progress=False)
 
     first, second = run(), run()
     assert first.losses == second.losses  # same seed, same history, bit for bit
@@ -150,11 +145,11 @@ def test_training_is_deterministic_and_learns():
 def test_train_rejects_bad_arguments_and_nan_losses():
     model = Seq2Seq(V, 4, 4)
     with pytest.raises(ValueError, match="steps"):
-        train(model, loss_fn, lambda g: batch(), steps=0)
+        train(model, seq2seq_loss, lambda g: batch(), steps=0)
     with pytest.raises(ValueError, match="lr"):
-        train(model, loss_fn, lambda g: batch(), steps=1, lr=0.0)
+        train(model, seq2seq_loss, lambda g: batch(), steps=1, lr=0.0)
     with pytest.raises(FloatingPointError, match="step 0"):
-        train(model, lambda m, b: loss_fn(m, b) * float("nan"), lambda g: batch(), steps=1)
+        train(model, lambda m, b: seq2seq_loss(m, b) * float("nan"), lambda g: batch(), steps=1)
 
 
 def test_model_rejects_bad_input():

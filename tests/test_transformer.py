@@ -9,7 +9,7 @@ from torch import nn
 
 from attention_course.data import BOS, make_batch, vocab_size
 from attention_course.masks import causal_mask, padding_mask, to_torch_mask
-from attention_course.metrics import sequence_cross_entropy
+from attention_course.metrics import seq2seq_loss
 from attention_course.positional import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -195,15 +195,12 @@ def test_decoder_cannot_see_the_future():
 def test_training_is_deterministic_and_greedy_decoding_is_consistent():
     V = vocab_size(6)
 
-    def loss_fn(m, b):
-        return sequence_cross_entropy(m(b.src, b.src_lengths, b.tgt_in)[0], b.tgt_out)
-
     def run():
         torch.manual_seed(0)
         model = Transformer(TransformerConfig(V, V, d_model=16, num_heads=2, norm_first=True,
                                               num_encoder_layers=1, num_decoder_layers=1,
                                               dim_feedforward=32))
-        result = train(model, loss_fn, lambda g: make_batch(
+        result = train(model, seq2seq_loss, lambda g: make_batch(
             "copy", 16, min_len=2, max_len=5, num_symbols=6, generator=g),
             steps=60, lr=3e-3, seed=0, progress=False)
         return model, result.losses
