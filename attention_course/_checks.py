@@ -3,6 +3,7 @@ what was expected, and is raised before any computation."""
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -14,6 +15,46 @@ def check_int(name: str, value, *, minimum: int | None = None) -> None:
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def check_bool(name: str, value) -> None:
+    """Raise ``TypeError`` unless ``value`` is a ``bool`` (``"False"``, ``0`` and ``None`` are not)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} "
+                        f"{value!r}")
+
+
+def check_float(
+    name: str,
+    value,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    include_minimum: bool = True,
+    include_maximum: bool = True,
+) -> float:
+    """Return ``value`` as a float; raise unless it is a finite real number in the given range.
+
+    Bools are refused (``True`` is not a probability); ints and NumPy scalars are accepted.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    low_ok = minimum is None or (value >= minimum if include_minimum else value > minimum)
+    high_ok = maximum is None or (value <= maximum if include_maximum else value < maximum)
+    if not (low_ok and high_ok):
+        low = "" if minimum is None else ("[" if include_minimum else "(") + f"{minimum}"
+        high = "" if maximum is None else f"{maximum}" + ("]" if include_maximum else ")")
+        if minimum is None:
+            expected = f"<{'=' if include_maximum else ''} {maximum}"
+        elif maximum is None:
+            expected = f">{'=' if include_minimum else ''} {minimum}"
+        else:
+            expected = f"in {low}, {high}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return value
 
 
 def check_tensor(
@@ -29,6 +70,8 @@ def check_tensor(
     """Raise ``TypeError``/``ValueError`` unless ``x`` is a tensor with the requested properties."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {x.layout}")
     if ndim is not None and x.dim() != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(x.shape)}")
     if min_ndim is not None and x.dim() < min_ndim:

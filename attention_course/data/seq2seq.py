@@ -1,7 +1,7 @@
 """Deterministic synthetic sequence-to-sequence tasks with variable lengths, padding and masks.
 
-Vocabulary: ``PAD = 0``, ``BOS = 1`` (begin), ``EOS = 2`` (end), then ``num_symbols`` content
-symbols ``3, 4, …``. A batch pads every sequence to the longest one and carries its lengths;
+Tokens come from :mod:`attention_course.data.vocab`: ``PAD``, ``BOS``, ``EOS``, then
+``num_symbols`` content symbols. A batch pads every sequence to the longest one and carries its lengths;
 masks come from :func:`attention_course.masks.padding_mask` (``True`` = real token).
 """
 
@@ -13,23 +13,16 @@ from dataclasses import dataclass
 import torch
 
 from attention_course._checks import check_int
+from attention_course.data.vocab import BOS, EOS, FIRST_SYMBOL, PAD
 from attention_course.masks import padding_mask
 
-__all__ = ["PAD", "BOS", "EOS", "TASKS", "Seq2SeqBatch", "make_batch", "vocab_size"]
-
-PAD, BOS, EOS = 0, 1, 2
-FIRST_SYMBOL = 3
+__all__ = ["TASKS", "Seq2SeqBatch", "make_batch"]
 
 TASKS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "copy": lambda x: x,  # y = x
     "reverse": lambda x: x.flip(0),  # y_i = x_{n-1-i}
     "sort": lambda x: x.sort().values,  # y = sorted(x)
 }
-
-
-def vocab_size(num_symbols: int) -> int:
-    """Size of the vocabulary: the three special tokens plus ``num_symbols`` content symbols."""
-    return FIRST_SYMBOL + num_symbols
 
 
 @dataclass(frozen=True)

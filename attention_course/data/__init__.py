@@ -1,0 +1,11 @@
+"""Data for the course's experiments: the token vocabulary and synthetic tasks.
+
+- :mod:`attention_course.data.vocab` — special token ids (``PAD``, ``BOS``, ``EOS``) and sizes
+- :mod:`attention_course.data.seq2seq` — copy / reverse / sort tasks as padded batches
+"""
+
+from attention_course.data.seq2seq import TASKS, Seq2SeqBatch, make_batch
+from attention_course.data.vocab import BOS, EOS, FIRST_SYMBOL, PAD, vocab_size
+
+__all__ = ["PAD", "BOS", "EOS", "FIRST_SYMBOL", "vocab_size", "TASKS", "Seq2SeqBatch",
+           "make_batch"]
