@@ -18,7 +18,7 @@ def check_int(name: str, value, *, minimum: int | None = None) -> None:
 
 
 def check_bool(name: str, value) -> None:
-    """Raise ``TypeError`` unless ``value`` is a ``bool`` (``"False"``, ``0`` and ``None`` are not)."""
+    """Raise ``TypeError`` unless ``value`` is a ``bool`` (``"False"``, ``0``, ``None`` are not)."""
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} "
                         f"{value!r}")
@@ -110,3 +110,40 @@ def check_mask(mask, scores_shape: torch.Size, name: str = "mask") -> None:
             f"(Lk={scores_shape[-1]}); expected a mask broadcastable as {expected} with each "
             f"dimension equal to 1 or to the scores' size"
         )
+
+
+def check_tokens(name: str, tokens, vocab_size: int, *, ndim: int = 2) -> None:
+    """Raise unless ``tokens`` is an integer tensor of ``ndim`` dims, ids in ``[0, vocab_size)``."""
+    check_tensor(name, tokens, ndim=ndim, integer=True)
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+        raise ValueError(
+            f"{name} has token ids in [{int(tokens.min())}, {int(tokens.max())}]; expected ids in "
+            f"[0, {vocab_size - 1}] (the vocabulary has {vocab_size} tokens)"
+        )
+
+
+def check_lengths(name: str, lengths, batch_size: int, max_len: int, *, minimum: int = 1) -> None:
+    """Raise unless ``lengths`` is an integer ``(B,)`` tensor, one length per sequence, each in
+    ``[minimum, max_len]`` (the padded length)."""
+    check_tensor(name, lengths, ndim=1, integer=True)
+    if lengths.shape[0] != batch_size:
+        raise ValueError(f"{name} has {lengths.shape[0]} entries for a batch of {batch_size} "
+                         f"sequences; expected one length per sequence, shape ({batch_size},)")
+    if lengths.numel() and (int(lengths.min()) < minimum or int(lengths.max()) > max_len):
+        raise ValueError(f"{name} must lie in [{minimum}, {max_len}] (the padded length is "
+                         f"{max_len}), got values in [{int(lengths.min())}, {int(lengths.max())}]")
+
+
+def check_dtype(name: str, dtype, *, floating: bool = False) -> None:
+    """Raise unless ``dtype`` is a ``torch.dtype`` (floating point when ``floating=True``).
+
+    Strings (``"float32"``), Python types (``float``) and NumPy dtypes are refused: torch would
+    misread some of them (``tensor.to("float32")`` looks for a *device* of that name).
+    """
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"{name} must be a torch.dtype such as torch.float32, got "
+                        f"{type(dtype).__name__} {dtype!r}")
+    if floating and not dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point dtype (torch.float16, torch.bfloat16, "
+                        f"torch.float32 or torch.float64), got {dtype}")
+

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from attention_course._checks import check_int, check_mask, check_tensor
-from attention_course.masks import causal_mask
+from attention_course._checks import check_bool, check_float, check_int, check_mask, check_tensor
+from attention_course.masks import attention_mask
 
 __all__ = [
     "dot_product_score",
@@ -27,8 +27,11 @@ __all__ = [
     "additive_score",
     "AdditiveScore",
     "masked_softmax",
+    "zero_fully_masked_rows",
     "attention",
     "scaled_dot_product_attention",
+    "reference_attention",
+    "check_attention_inputs",
 ]
 
 
@@ -37,6 +40,8 @@ def _check_query_key(query, key) -> None:
     check_tensor("key", key, min_ndim=2, floating=True)
     if key.dtype != query.dtype:
         raise TypeError(f"key has dtype {key.dtype} but query has dtype {query.dtype}")
+    if key.device != query.device:
+        raise ValueError(f"key is on {key.device} but query is on {query.device}")
     if key.shape[:-2] != query.shape[:-2]:
         raise ValueError(
             f"query {tuple(query.shape)} and key {tuple(key.shape)} must share their leading "
@@ -69,17 +74,25 @@ def scaled_dot_product_score(
     r"""Scaled dot product :math:`f(q, k) = q^\top k / \sqrt{d_k}` (or ``* scale`` if given).
 
     Shapes: ``query`` ``(..., Lq, E)``, ``key`` ``(..., Lk, E)`` → scores ``(..., Lq, Lk)``.
+
+    Both sides are multiplied by :math:`\sqrt{\text{scale}}` *before* the product (as torch
+    does): the same scores, but float16 inputs whose raw dot products exceed 65504 do not
+    overflow.
     """
-    scale = _resolve_scale(scale, query)
-    return dot_product_score(query, key) * scale
+    _check_query_key(query, key)
+    _check_same_feature_size(query, key)
+    return _scaled_scores(query, key, _resolve_scale(scale, query))
+
+
+def _scaled_scores(query: torch.Tensor, key: torch.Tensor, scale: float) -> torch.Tensor:
+    root = math.sqrt(scale)
+    return (query * root) @ (key * root).transpose(-2, -1)  # (..., Lq, Lk)
 
 
 def _resolve_scale(scale, query) -> float:
     if scale is None:
-        return 1.0 / math.sqrt(query.shape[-1])
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise ValueError(f"scale must be a positive number or None, got {scale!r}")
-    return float(scale)
+        return 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] else 1.0
+    return check_float("scale", scale, minimum=0.0, include_minimum=False)
 
 
 def additive_score(
@@ -165,19 +178,39 @@ def masked_softmax(
 
     Masked scores become ``-inf`` *before* the softmax, so they get exactly zero weight and no
     gradient. A fully masked row would be ``softmax([-inf, ..., -inf]) = NaN``; instead its scores
-    are replaced by zeros (finite) and its weights are set to zero afterwards, so neither the
-    output nor the gradient ever contains NaN.
+    are replaced by zeros (finite) and its weights are set to zero afterwards
+    (:func:`zero_fully_masked_rows`), so neither the output nor the gradient contains NaN.
     """
     check_tensor("scores", scores, min_ndim=1, floating=True)
+    check_int("dim", dim)
     if mask is None:
+        if not -scores.dim() <= dim < scores.dim():
+            raise ValueError(f"dim={dim} is out of range for scores with {scores.dim()} "
+                             f"dimensions")
         return torch.softmax(scores, dim=dim)
     if dim not in (-1, scores.dim() - 1):
         raise ValueError(f"masked_softmax normalises over the last (key) dimension, got dim={dim}")
     check_mask(mask, scores.shape)
+    return _masked_softmax(scores, mask)
+
+
+def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
     any_allowed = mask.any(dim=-1, keepdim=True)  # (..., Lq, 1)
     scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~any_allowed, 0.0)
-    weights = torch.softmax(scores, dim=-1)  # (..., Lq, Lk)
-    return weights.masked_fill(~any_allowed, 0.0)
+    return zero_fully_masked_rows(torch.softmax(scores, dim=-1), mask)  # (..., Lq, Lk)
+
+
+def zero_fully_masked_rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The course's rule for a query whose keys are all masked: zeros, never NaN.
+
+    ``x`` ``(..., Lq, F)`` (weights or an output), ``mask`` broadcastable to ``(..., Lq, Lk)``.
+    Every attention kernel of the course applies it, so they all agree on such rows.
+    """
+    if mask is None:
+        return x
+    return x.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
 
 
 def attention(
@@ -218,6 +251,25 @@ def _check_value(value, key) -> None:
         )
 
 
+def check_attention_inputs(
+    query, key, value, mask=None, *, is_causal=False, scale=None, dropout_p=0.0
+) -> None:
+    """Validate the arguments of an attention kernel call (see
+    :func:`scaled_dot_product_attention`); raise ``TypeError``/``ValueError`` naming the
+    argument."""
+    _check_query_key(query, key)
+    _check_same_feature_size(query, key)
+    _check_value(value, key)
+    check_bool("is_causal", is_causal)
+    if scale is not None:
+        check_float("scale", scale, minimum=0.0, include_minimum=False)
+    check_float("dropout_p", dropout_p, minimum=0.0, maximum=1.0, include_maximum=False)
+    if mask is not None:
+        check_mask(mask, torch.Size((*query.shape[:-1], key.shape[-2])))
+        if mask.device != query.device:
+            raise ValueError(f"mask is on {mask.device} but query is on {query.device}")
+
+
 def scaled_dot_product_attention(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -235,7 +287,8 @@ def scaled_dot_product_attention(
     Returns ``(output (..., Lq, Ev), weights (..., Lq, Lk))``.
 
     - ``is_causal`` adds :func:`~attention_course.masks.causal_mask` aligned **bottom-right**
-      (the last query sees every key), combined with ``mask`` by logical AND.
+      (the last query sees every key; torch's ``causal_lower_right``), combined with ``mask``
+      by logical AND.
     - ``scale`` defaults to :math:`1/\sqrt{E}`.
     - A query whose keys are all masked gets zero weights and a zero output (torch's SDPA
       documents no such guarantee).
@@ -244,20 +297,22 @@ def scaled_dot_product_attention(
 
     Equivalent to ``torch.nn.functional.scaled_dot_product_attention(query, key, value,
     attn_mask=mask, scale=scale)`` for rows with at least one allowed key; tests prove it.
+    The arguments are checked here; the computation is :func:`reference_attention`.
     """
-    _check_query_key(query, key)
-    _check_same_feature_size(query, key)
-    _check_value(value, key)
-    if not 0.0 <= dropout_p < 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+    check_attention_inputs(query, key, value, mask, is_causal=is_causal, scale=scale,
+                           dropout_p=dropout_p)
+    return reference_attention(query, key, value, mask, is_causal=is_causal, scale=scale,
+                               dropout_p=dropout_p)
+
+
+def reference_attention(query, key, value, mask=None, *, is_causal=False, scale=None,
+                        dropout_p=0.0):
+    """The reference attention kernel: the explicit math of :func:`scaled_dot_product_attention`
+    on arguments already checked (by it, or by :class:`MultiHeadAttention`)."""
     Lq, Lk = query.shape[-2], key.shape[-2]
-    scores = scaled_dot_product_score(query, key, scale)  # (..., Lq, Lk)
-    if mask is not None:
-        check_mask(mask, scores.shape)
-    if is_causal:
-        causal = causal_mask(Lq, Lk, device=query.device)  # (Lq, Lk)
-        mask = causal if mask is None else mask & causal
-    weights = masked_softmax(scores, mask)  # (..., Lq, Lk)
+    scores = _scaled_scores(query, key, _resolve_scale(scale, query))  # (..., Lq, Lk)
+    mask = attention_mask(mask, Lq, Lk, is_causal=is_causal, device=query.device)
+    weights = _masked_softmax(scores, mask)  # (..., Lq, Lk)
     if dropout_p > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout_p, training=True)
     return weights @ value, weights  # (..., Lq, Ev), (..., Lq, Lk)

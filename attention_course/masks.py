@@ -14,7 +14,8 @@ import torch
 
 from attention_course._checks import check_int, check_tensor
 
-__all__ = ["causal_mask", "local_mask", "padding_mask", "to_torch_mask", "from_torch_mask"]
+__all__ = ["causal_mask", "local_mask", "padding_mask", "key_padding_mask", "combine_masks",
+           "attention_mask", "to_torch_mask", "from_torch_mask"]
 
 
 def causal_mask(
@@ -26,13 +27,15 @@ def causal_mask(
 
     The mask is aligned **bottom-right**: query ``i`` sees keys ``j <= i + (Lk - Lq)``, so the last
     query always sees every key. That is what one decoding step needs (one new query attending to
-    all cached keys). For ``Lq == Lk`` this is the usual lower-triangular mask. (torch's
-    ``is_causal=True`` aligns top-left instead when ``Lq != Lk``.) When ``Lk < Lq`` the first
-    ``Lq - Lk`` rows see no key at all.
+    all cached keys). For ``Lq == Lk`` this is the usual lower-triangular mask. It is torch's
+    ``torch.nn.attention.bias.causal_lower_right(Lq, Lk)`` (a test proves it); torch's
+    ``is_causal=True`` aligns top-left instead when ``Lq != Lk``. When ``Lk < Lq`` the first
+    ``Lq - Lk`` rows see no key at all. Empty sequences (``Lq = 0`` or ``Lk = 0``) give an
+    empty mask.
     """
-    check_int("query_len", query_len, minimum=1)
+    check_int("query_len", query_len, minimum=0)
     key_len = query_len if key_len is None else key_len
-    check_int("key_len", key_len, minimum=1)
+    check_int("key_len", key_len, minimum=0)
     i = torch.arange(query_len, device=device)[:, None]  # (Lq, 1)
     j = torch.arange(key_len, device=device)[None, :]  # (1, Lk)
     return j <= i + (key_len - query_len)  # (Lq, Lk)
@@ -72,6 +75,43 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
         raise ValueError(f"max_len={max_len} is shorter than the longest sequence ({longest})")
     positions = torch.arange(max_len, device=lengths.device)  # (L,)
     return positions[None, :] < lengths[:, None]  # (B, L)
+
+
+def key_padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """:func:`padding_mask` shaped for attention scores: ``(B, 1, Lk)``, ``True`` at real keys.
+
+    It broadcasts over the queries of ``(B, Lq, Lk)`` scores; :class:`MultiHeadAttention` also
+    broadcasts it over the heads.
+    """
+    return padding_mask(lengths, max_len)[:, None, :]  # (B, 1, Lk)
+
+
+def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
+    """Logical AND of the given boolean masks (``None`` entries skipped; all ``None`` → ``None``).
+
+    A query may attend to a key only if *every* mask allows it, e.g.
+    ``combine_masks(key_padding_mask(lengths), causal_mask(L))`` → ``(B, L, L)``.
+    """
+    result = None
+    for i, mask in enumerate(masks):
+        if mask is None:
+            continue
+        check_tensor(f"masks[{i}]", mask, dtype=torch.bool)
+        result = mask if result is None else result & mask
+    return result
+
+
+def attention_mask(
+    mask: torch.Tensor | None, query_len: int, key_len: int, *, is_causal: bool,
+    device: torch.device | str | None = None,
+) -> torch.Tensor | None:
+    """``mask`` combined with the bottom-right :func:`causal_mask` when ``is_causal``.
+
+    The one place where ``is_causal`` becomes a mask: every attention kernel of the course
+    calls it. Returns ``None`` when nothing is masked.
+    """
+    causal = causal_mask(query_len, key_len, device=device) if is_causal else None
+    return combine_masks(mask, causal)
 
 
 def to_torch_mask(mask: torch.Tensor) -> torch.Tensor:

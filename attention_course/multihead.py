@@ -3,9 +3,15 @@ r"""Multi-head attention: :math:`\mathrm{Concat}(\mathrm{head}_1, \dots, \mathrm
 
 Shape legend: ``B`` batch, ``Lq``/``Lk`` query/key lengths, ``D`` = ``d_model``, ``H`` heads,
 ``Dh = D / H`` per-head size. All heads' projections are stored as one ``nn.Linear`` each
-(``W_q``, ``W_k``, ``W_v``: ``D`` outputs = ``H`` blocks of ``Dh``), exactly as
+(``W_Q``, ``W_K``, ``W_V``: ``D`` outputs = ``H`` blocks of ``Dh``), exactly as
 ``torch.nn.MultiheadAttention`` stores them, so :meth:`MultiHeadAttention.from_torch` copies
 weights one to one.
+
+The attention itself is a *kernel* handed to the module (``attention_fn``, see
+:mod:`attention_course.kernels`): the module projects, the kernel attends, the module merges.
+:meth:`MultiHeadAttention.project` and :meth:`MultiHeadAttention.attend` are the two halves of
+``forward``, so a caller can insert something between them (Chapter 8's KV cache concatenates
+past keys and values there) without a new branch in the module.
 
 Masks follow the course convention (boolean, ``True`` = may attend); ``nn.MultiheadAttention``
 uses the opposite polarity — see :mod:`attention_course.masks`.
@@ -14,34 +20,68 @@ uses the opposite polarity — see :mod:`attention_course.masks`.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from attention_course._checks import check_int, check_mask, check_tensor
-from attention_course.attention import scaled_dot_product_attention
-from attention_course.masks import causal_mask
+from attention_course._checks import check_bool, check_float, check_int, check_mask, check_tensor
+from attention_course.kernels import AttentionFn, select_kernel
 
-__all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
+__all__ = ["MultiHeadAttention", "split_heads", "merge_heads", "check_head_mask"]
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """``(B, L, D)`` → ``(B, H, L, Dh)``: head ``i`` gets features ``i*Dh … (i+1)*Dh - 1``."""
+    check_tensor("x", x, ndim=3)
+    check_int("num_heads", num_heads, minimum=1)
+    if x.shape[-1] % num_heads:
+        raise ValueError(f"x has D={x.shape[-1]} features, not divisible by "
+                         f"num_heads={num_heads}")
+    return _split_heads(x, num_heads)
+
+
+def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     B, L, D = x.shape
     return x.view(B, L, num_heads, D // num_heads).transpose(1, 2)  # (B, H, L, Dh)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``(B, H, L, Dh)`` → ``(B, L, H*Dh)``, the inverse of :func:`split_heads` (the Concat)."""
+    check_tensor("x", x, ndim=4)
+    return _merge_heads(x)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     B, H, L, Dh = x.shape
     return x.transpose(1, 2).reshape(B, L, H * Dh)  # (B, L, D)
+
+
+def check_head_mask(name: str, mask, B: int, H: int, Lq: int, Lk: int) -> torch.Tensor | None:
+    """Check a mask given to multi-head attention; return it as ``(B|1, H|1, Lq|1, Lk)``.
+
+    Accepted (``True`` = may attend): ``(Lq, Lk)``, ``(B, Lq or 1, Lk)`` (e.g. a key padding
+    mask ``padding[:, None, :]``) or ``(B or 1, H or 1, Lq or 1, Lk)``. ``name`` is the
+    caller's name for the argument (``mask``, ``tgt_mask``, ``memory_mask`` …).
+    """
+    if mask is None:
+        return None
+    check_tensor(name, mask)
+    if mask.dim() == 3:  # (B, Lq or 1, Lk): the same for every head
+        check_mask(mask, torch.Size((B, Lq, Lk)), name)
+        return mask[:, None]
+    if mask.dim() in (2, 4):
+        check_mask(mask, torch.Size((B, H, Lq, Lk)), name)
+        return mask
+    raise ValueError(f"{name} must have 2, 3 or 4 dimensions ((Lq, Lk), (B, Lq or 1, Lk) or "
+                     f"(B or 1, H or 1, Lq or 1, Lk)), got shape {tuple(mask.shape)}")
 
 
 class MultiHeadAttention(nn.Module):
     """Multi-head attention, batch-first, mirroring ``torch.nn.MultiheadAttention``.
 
-    ``MultiHeadAttention(d_model, num_heads, *, kdim=None, vdim=None, bias=True, dropout=0.0)``;
-    ``kdim``/``vdim`` are the feature sizes of ``key``/``value`` for cross-attention
-    (default ``d_model``).
+    ``MultiHeadAttention(d_model, num_heads, *, kdim=None, vdim=None, bias=True, dropout=0.0,
+    attention_fn=None)``; ``kdim``/``vdim`` are the feature sizes of ``key``/``value`` for
+    cross-attention (default ``d_model``). ``attention_fn`` is the kernel every call uses (see
+    :mod:`attention_course.kernels`); ``None`` picks the reference when weights are requested
+    and torch's fused kernel otherwise (same numbers, tested).
     """
 
     def __init__(
@@ -53,6 +93,7 @@ class MultiHeadAttention(nn.Module):
         vdim: int | None = None,
         bias: bool = True,
         dropout: float = 0.0,
+        attention_fn: AttentionFn | None = None,
     ):
         super().__init__()
         check_int("d_model", d_model, minimum=1)
@@ -63,42 +104,62 @@ class MultiHeadAttention(nn.Module):
         vdim = d_model if vdim is None else vdim
         check_int("kdim", kdim, minimum=1)
         check_int("vdim", vdim, minimum=1)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        check_bool("bias", bias)
+        dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, include_maximum=False)
+        if attention_fn is not None and not callable(attention_fn):
+            raise TypeError(f"attention_fn must be a kernel function or None, got "
+                            f"{type(attention_fn).__name__}")
         self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
         self.kdim, self.vdim, self.dropout = kdim, vdim, dropout
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)  # all heads' W_i^Q, stacked
-        self.W_k = nn.Linear(kdim, d_model, bias=bias)
-        self.W_v = nn.Linear(vdim, d_model, bias=bias)
-        self.W_o = nn.Linear(d_model, d_model, bias=bias)
+        self.attention_fn = attention_fn
+        self.W_Q = nn.Linear(d_model, d_model, bias=bias)  # all heads' W_i^Q, stacked
+        self.W_K = nn.Linear(kdim, d_model, bias=bias)
+        self.W_V = nn.Linear(vdim, d_model, bias=bias)
+        self.W_O = nn.Linear(d_model, d_model, bias=bias)
 
-    def _check_inputs(self, query, key, value):
-        check_tensor("query", query, ndim=3, floating=True)
-        check_tensor("key", key, ndim=3, floating=True)
-        check_tensor("value", value, ndim=3, floating=True)
-        expected = {"query": (query, self.d_model), "key": (key, self.kdim),
-                    "value": (value, self.vdim)}
-        for name, (x, size) in expected.items():
+    def check_inputs(self, query, key, value, mask=None, *, is_causal=False, need_weights=False,
+                     names=("query", "key", "value", "mask")) -> torch.Tensor | None:
+        """Check a call's arguments (in the caller's words: ``names``); return the mask as
+        ``(B|1, H|1, Lq|1, Lk)``. Layers call it once with their own argument names."""
+        q_name, k_name, v_name, mask_name = names
+        param = self.W_Q.weight
+        for name, x, size in ((q_name, query, self.d_model), (k_name, key, self.kdim),
+                              (v_name, value, self.vdim)):
+            check_tensor(name, x, ndim=3, floating=True)
             if x.shape[-1] != size:
                 raise ValueError(f"{name} must have shape (B, L, {size}), got {tuple(x.shape)}")
+            if x.dtype != param.dtype or x.device != param.device:
+                raise TypeError(f"{name} has dtype {x.dtype} on {x.device} but the module's "
+                                f"weights are {param.dtype} on {param.device}; convert one "
+                                f"(e.g. module.to(torch.float64))")
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(
-                f"query {tuple(query.shape)}, key {tuple(key.shape)} and value "
-                f"{tuple(value.shape)} must share B, and key/value must share Lk"
+                f"{q_name} {tuple(query.shape)}, {k_name} {tuple(key.shape)} and {v_name} "
+                f"{tuple(value.shape)} must share B, and {k_name}/{v_name} must share Lk"
             )
+        check_bool("is_causal", is_causal)
+        check_bool("need_weights", need_weights)
+        B, Lq, Lk = query.shape[0], query.shape[1], key.shape[1]
+        return check_head_mask(mask_name, mask, B, self.num_heads, Lq, Lk)
 
-    def _full_mask(self, mask, B, Lq, Lk, is_causal, device):
-        """The mask as ``(B or 1, H or 1, Lq or 1, Lk)``; ``None`` if nothing is masked."""
-        if mask is not None:
-            if mask.dim() == 3:  # (B, Lq or 1, Lk): the same for every head
-                check_mask(mask, torch.Size((B, Lq, Lk)))
-                mask = mask[:, None]
-            else:
-                check_mask(mask, torch.Size((B, self.num_heads, Lq, Lk)))
-        if is_causal:
-            causal = causal_mask(Lq, Lk, device=device)  # (Lq, Lk), bottom-right aligned
-            mask = causal if mask is None else mask & causal
-        return mask
+    def project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
+        """Per-head queries, keys, values: ``(B, H, Lq, Dh)``, ``(B, H, Lk, Dh)`` ×2."""
+        q = _split_heads(self.W_Q(query), self.num_heads)  # (B, H, Lq, Dh)
+        k = _split_heads(self.W_K(key), self.num_heads)  # (B, H, Lk, Dh)
+        v = _split_heads(self.W_V(value), self.num_heads)  # (B, H, Lk, Dh)
+        return q, k, v
+
+    def attend(self, q, k, v, mask=None, *, is_causal=False, need_weights=False):
+        """Run the kernel on per-head ``q``, ``k``, ``v`` and merge: → ``(output (B, Lq, D),
+        weights (B, H, Lq, Lk) or None)``. ``mask`` as returned by :meth:`check_inputs`."""
+        kernel = select_kernel(self.attention_fn, need_weights)
+        p = self.dropout if self.training else 0.0
+        heads, weights = kernel(q, k, v, mask, is_causal=is_causal, dropout_p=p)  # (B,H,Lq,Dh)
+        if need_weights and weights is None:
+            name = getattr(kernel, "__name__", repr(kernel))
+            raise ValueError(f"need_weights=True but attention_fn {name} returns no weights; "
+                             f"use a kernel that does (e.g. reference_attention)")
+        return self.W_O(_merge_heads(heads)), (weights if need_weights else None)  # (B, Lq, D)
 
     def forward(
         self,
@@ -115,30 +176,13 @@ class MultiHeadAttention(nn.Module):
 
         ``mask`` (``True`` = may attend): ``(Lq, Lk)``, ``(B, Lq or 1, Lk)`` (e.g. a key padding
         mask ``padding[:, None, :]``) or ``(B or 1, H or 1, Lq or 1, Lk)``. ``is_causal`` adds a
-        bottom-right-aligned causal mask. With ``need_weights=False`` the heads run in torch's
-        fused ``scaled_dot_product_attention`` (same numbers, tested); with ``True`` they run in
-        the course's explicit :func:`~attention_course.attention.scaled_dot_product_attention`.
-        A query with no allowed key outputs ``W_o``'s bias (its heads output zeros).
+        bottom-right-aligned causal mask. ``need_weights=True`` returns the per-head weights.
+        A query with no allowed key outputs ``W_O``'s bias (its heads output zeros).
         """
-        self._check_inputs(query, key, value)
-        B, Lq, Lk = query.shape[0], query.shape[1], key.shape[1]
-        q = split_heads(self.W_q(query), self.num_heads)  # (B, H, Lq, Dh)
-        k = split_heads(self.W_k(key), self.num_heads)  # (B, H, Lk, Dh)
-        v = split_heads(self.W_v(value), self.num_heads)  # (B, H, Lk, Dh)
-        p = self.dropout if self.training else 0.0
-        if need_weights:
-            mask = self._full_mask(mask, B, Lq, Lk, is_causal, query.device)
-            heads, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
-        else:
-            weights = None
-            if mask is None and is_causal and Lq == Lk:  # torch's own causal kernel path
-                heads = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
-            else:
-                mask = self._full_mask(mask, B, Lq, Lk, is_causal, query.device)
-                heads = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-                if mask is not None:  # rows with no allowed key: zeros, as the reference
-                    heads = heads.masked_fill(~mask.any(-1, keepdim=True), 0.0)
-        return self.W_o(merge_heads(heads)), weights  # (B, Lq, D)
+        mask = self.check_inputs(query, key, value, mask, is_causal=is_causal,
+                                 need_weights=need_weights)
+        q, k, v = self.project(query, key, value)
+        return self.attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights)
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> MultiHeadAttention:
@@ -158,11 +202,11 @@ class MultiHeadAttention(nn.Module):
             weights = (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight)
         biases = m.in_proj_bias.chunk(3) if bias else (None, None, None)
         with torch.no_grad():
-            for linear, w, b in zip((new.W_q, new.W_k, new.W_v), weights, biases, strict=True):
+            for linear, w, b in zip((new.W_Q, new.W_K, new.W_V), weights, biases, strict=True):
                 linear.weight.copy_(w)
                 if b is not None:
                     linear.bias.copy_(b)
-            new.W_o.weight.copy_(m.out_proj.weight)
+            new.W_O.weight.copy_(m.out_proj.weight)
             if bias:
-                new.W_o.bias.copy_(m.out_proj.bias)
+                new.W_O.bias.copy_(m.out_proj.bias)
         return new.train(m.training)

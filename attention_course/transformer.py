@@ -1,9 +1,17 @@
-"""The Transformer: encoder and decoder layers, their stacks, and an encoder–decoder model.
+"""Transformer blocks: encoder and decoder layers and their stacks.
 
 Each layer mirrors its ``torch.nn`` counterpart (batch-first) and can copy one with
 ``from_torch``. Post-LN (the original paper, default) computes ``LayerNorm(x + Sublayer(x))``;
 pre-LN (``norm_first=True``) computes ``x + Sublayer(LayerNorm(x))``. Masks use the course
 convention (boolean, ``True`` = may attend) with the shapes :class:`MultiHeadAttention` accepts.
+
+**Attention weights on request.** Every layer and stack takes ``need_weights``; with ``True`` it
+returns ``(output, weights)`` instead of ``output``: a layer gives a dict of per-head weights
+``{"self_attn": (B, H, L, L)}`` (a decoder layer adds ``"cross_attn": (B, H, T, S)``), a stack
+a list of those dicts, one per layer, bottom to top. ``attention_fn`` (see
+:mod:`attention_course.kernels`) sets the kernel of every attention block of a layer.
+
+Arguments are checked once, where the caller passes them, and errors use the caller's names.
 
 Shape legend: ``B`` batch, ``S`` source length, ``T`` target length, ``D`` = ``d_model``.
 """
@@ -11,53 +19,18 @@ Shape legend: ``B`` batch, ``S`` source length, ``T`` target length, ``D`` = ``d
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attention_course._checks import check_int, check_tensor
-from attention_course.data import BOS, PAD
-from attention_course.masks import padding_mask
+from attention_course._checks import check_bool, check_float, check_int
+from attention_course.kernels import AttentionFn
 from attention_course.multihead import MultiHeadAttention
-from attention_course.positional import SinusoidalPositionalEncoding
 
-__all__ = ["TransformerConfig", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder",
-           "Transformer"]
+__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "ACTIVATIONS"]
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
-
-
-@dataclass(frozen=True)
-class TransformerConfig:
-    """Hyper-parameters of a :class:`Transformer`, validated on construction."""
-
-    src_vocab_size: int
-    tgt_vocab_size: int
-    d_model: int = 64
-    num_heads: int = 4
-    num_encoder_layers: int = 2
-    num_decoder_layers: int = 2
-    dim_feedforward: int = 128
-    dropout: float = 0.0
-    activation: str = "relu"
-    norm_first: bool = False
-    max_len: int = 256
-
-    def __post_init__(self):
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "num_heads",
-                     "num_encoder_layers", "num_decoder_layers", "dim_feedforward", "max_len"):
-            check_int(name, getattr(self, name), minimum=1)
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by "
-                             f"num_heads={self.num_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
-                             f"got {self.activation!r}")
 
 
 def _activation_name(fn) -> str:
@@ -70,18 +43,30 @@ def _activation_name(fn) -> str:
 class _Layer(nn.Module):
     """What encoder and decoder layers share: the feed-forward block, norms and residuals."""
 
-    def __init__(self, d_model, dim_feedforward, dropout, activation, layer_norm_eps,
-                 norm_first, bias, num_norms):
+    def __init__(self, d_model, num_heads, dim_feedforward, dropout, activation, layer_norm_eps,
+                 norm_first, bias, attention_fn, num_attn, num_norms):
         super().__init__()
-        if activation not in ACTIVATIONS:
+        check_int("d_model", d_model, minimum=1)
+        check_int("dim_feedforward", dim_feedforward, minimum=1)
+        dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0,
+                              include_maximum=False)
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
                              f"got {activation!r}")
+        check_float("layer_norm_eps", layer_norm_eps, minimum=0.0, include_minimum=False)
+        check_bool("norm_first", norm_first)
+        check_bool("bias", bias)
         self.activation, self.norm_first = activation, norm_first
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
         self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
         self.norms = nn.ModuleList(nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
                                    for _ in range(num_norms))
         self.dropout = nn.Dropout(dropout)
+        # Created last, as in earlier versions: the parameter order fixes the random init.
+        attn = {"bias": bias, "dropout": dropout, "attention_fn": attention_fn}
+        self.self_attn = MultiHeadAttention(d_model, num_heads, **attn)
+        if num_attn == 2:
+            self.cross_attn = MultiHeadAttention(d_model, num_heads, **attn)
 
     def feed_forward(self, x):
         """Position-wise ``linear2(act(linear1(x)))`` ``(B, L, D)`` → ``(B, L, D)``."""
@@ -94,6 +79,18 @@ class _Layer(nn.Module):
             return x + self.dropout(block(self.norms[i](x)))  # x + Sublayer(LN(x))
         return self.norms[i](x + self.dropout(block(x)))  # LN(x + Sublayer(x))
 
+    @staticmethod
+    def _attention_block(attn, weights, name, memory=None, mask=None, is_causal=False,
+                         need_weights=False):
+        """``h → attn(h, kv, kv)`` for :meth:`sublayer`; stores the weights in ``weights[name]``
+        (``kv`` is ``memory`` for cross-attention, ``h`` itself for self-attention)."""
+        def block(h):
+            kv = h if memory is None else memory
+            out, weights[name] = attn.attend(*attn.project(h, kv, kv), mask, is_causal=is_causal,
+                                             need_weights=need_weights)
+            return out
+        return block
+
     def _copy_common(self, m, num_norms):
         with torch.no_grad():
             for ours, theirs in ((self.linear1, m.linear1), (self.linear2, m.linear2),
@@ -102,7 +99,7 @@ class _Layer(nn.Module):
                 ours.load_state_dict(theirs.state_dict())
 
 
-def _layer_options(m, num_norms):
+def _layer_options(m):
     """Constructor options of a torch Transformer layer, refusing what the course lacks."""
     if not m.self_attn.batch_first:
         raise ValueError("the torch layer must be batch_first=True (the course is batch-first)")
@@ -114,28 +111,49 @@ def _layer_options(m, num_norms):
     }
 
 
+def _with_weights(x, weights, need_weights):
+    return (x, weights) if need_weights else x
+
+
 class EncoderLayer(_Layer):
     """Self-attention + feed-forward, mirroring ``nn.TransformerEncoderLayer(batch_first=True)``."""
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048,
                  dropout: float = 0.1, activation: str = "relu", layer_norm_eps: float = 1e-5,
-                 norm_first: bool = False, bias: bool = True):
-        super().__init__(d_model, dim_feedforward, dropout, activation, layer_norm_eps,
-                         norm_first, bias, num_norms=2)
-        self.self_attn = MultiHeadAttention(d_model, num_heads, bias=bias, dropout=dropout)
+                 norm_first: bool = False, bias: bool = True, *,
+                 attention_fn: AttentionFn | None = None):
+        super().__init__(d_model, num_heads, dim_feedforward, dropout, activation,
+                         layer_norm_eps, norm_first, bias, attention_fn, num_attn=1, num_norms=2)
+
+    def check_inputs(self, x, mask=None, *, is_causal=False, need_weights=False):
+        """Check ``forward``'s arguments; return the mask as ``(B|1, H|1, L|1, L)``."""
+        return self.self_attn.check_inputs(x, x, x, mask, is_causal=is_causal,
+                                           need_weights=need_weights,
+                                           names=("x", "x", "x", "mask"))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, *,
-                is_causal: bool = False) -> torch.Tensor:
-        """``x`` ``(B, L, D)`` → ``(B, L, D)``; ``mask`` e.g. ``padding[:, None, :]``."""
-        x = self.sublayer(0, x, lambda h: self.self_attn(h, h, h, mask, is_causal=is_causal)[0])
-        return self.sublayer(1, x, self.feed_forward)
+                is_causal: bool = False, need_weights: bool = False):
+        """``x`` ``(B, L, D)`` → ``(B, L, D)``; ``mask`` e.g. ``padding[:, None, :]``.
+
+        With ``need_weights=True``: ``(output, {"self_attn": (B, H, L, L)})``.
+        """
+        mask = self.check_inputs(x, mask, is_causal=is_causal, need_weights=need_weights)
+        return _with_weights(*self._forward(x, mask, is_causal, need_weights), need_weights)
+
+    def _forward(self, x, mask, is_causal, need_weights):
+        """``forward`` on checked arguments → ``(output, weights dict)``."""
+        weights = {}
+        x = self.sublayer(0, x, self._attention_block(
+            self.self_attn, weights, "self_attn", mask=mask, is_causal=is_causal,
+            need_weights=need_weights))
+        return self.sublayer(1, x, self.feed_forward), weights
 
     @classmethod
     def from_torch(cls, m: nn.TransformerEncoderLayer) -> EncoderLayer:
         """An exact copy of ``m`` (same weights, dtype and device)."""
         if not isinstance(m, nn.TransformerEncoderLayer):
             raise TypeError(f"m must be nn.TransformerEncoderLayer, got {type(m).__name__}")
-        new = cls(**_layer_options(m, 2)).to(m.linear1.weight)
+        new = cls(**_layer_options(m)).to(m.linear1.weight)
         new.self_attn = MultiHeadAttention.from_torch(m.self_attn)
         new._copy_common(m, 2)
         return new.train(m.training)
@@ -147,31 +165,53 @@ class DecoderLayer(_Layer):
 
     def __init__(self, d_model: int, num_heads: int, dim_feedforward: int = 2048,
                  dropout: float = 0.1, activation: str = "relu", layer_norm_eps: float = 1e-5,
-                 norm_first: bool = False, bias: bool = True):
-        super().__init__(d_model, dim_feedforward, dropout, activation, layer_norm_eps,
-                         norm_first, bias, num_norms=3)
-        self.self_attn = MultiHeadAttention(d_model, num_heads, bias=bias, dropout=dropout)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads, bias=bias, dropout=dropout)
+                 norm_first: bool = False, bias: bool = True, *,
+                 attention_fn: AttentionFn | None = None):
+        super().__init__(d_model, num_heads, dim_feedforward, dropout, activation,
+                         layer_norm_eps, norm_first, bias, attention_fn, num_attn=2, num_norms=3)
+
+    def check_inputs(self, x, memory, tgt_mask=None, memory_mask=None, *, is_causal=False,
+                     need_weights=False):
+        """Check ``forward``'s arguments; return both masks in ``(B|1, H|1, Lq|1, Lk)`` form."""
+        tgt_mask = self.self_attn.check_inputs(x, x, x, tgt_mask, is_causal=is_causal,
+                                               need_weights=need_weights,
+                                               names=("x", "x", "x", "tgt_mask"))
+        memory_mask = self.cross_attn.check_inputs(x, memory, memory, memory_mask,
+                                                   names=("x", "memory", "memory",
+                                                          "memory_mask"))
+        return tgt_mask, memory_mask
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor,
                 tgt_mask: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
-                *, is_causal: bool = False) -> torch.Tensor:
+                *, is_causal: bool = False, need_weights: bool = False):
         """``x`` ``(B, T, D)``, ``memory`` ``(B, S, D)`` → ``(B, T, D)``.
 
         ``is_causal`` masks future target positions; ``memory_mask`` e.g.
-        ``src_padding[:, None, :]``.
+        ``src_padding[:, None, :]``. With ``need_weights=True``: ``(output, {"self_attn":
+        (B, H, T, T), "cross_attn": (B, H, T, S)})``.
         """
-        x = self.sublayer(0, x, lambda h: self.self_attn(h, h, h, tgt_mask,
-                                                         is_causal=is_causal)[0])
-        x = self.sublayer(1, x, lambda h: self.cross_attn(h, memory, memory, memory_mask)[0])
-        return self.sublayer(2, x, self.feed_forward)
+        masks = self.check_inputs(x, memory, tgt_mask, memory_mask, is_causal=is_causal,
+                                  need_weights=need_weights)
+        return _with_weights(*self._forward(x, memory, *masks, is_causal, need_weights),
+                             need_weights)
+
+    def _forward(self, x, memory, tgt_mask, memory_mask, is_causal, need_weights):
+        """``forward`` on checked arguments → ``(output, weights dict)``."""
+        weights = {}
+        x = self.sublayer(0, x, self._attention_block(
+            self.self_attn, weights, "self_attn", mask=tgt_mask, is_causal=is_causal,
+            need_weights=need_weights))
+        x = self.sublayer(1, x, self._attention_block(
+            self.cross_attn, weights, "cross_attn", memory=memory, mask=memory_mask,
+            need_weights=need_weights))
+        return self.sublayer(2, x, self.feed_forward), weights
 
     @classmethod
     def from_torch(cls, m: nn.TransformerDecoderLayer) -> DecoderLayer:
         """An exact copy of ``m`` (same weights, dtype and device)."""
         if not isinstance(m, nn.TransformerDecoderLayer):
             raise TypeError(f"m must be nn.TransformerDecoderLayer, got {type(m).__name__}")
-        new = cls(**_layer_options(m, 3)).to(m.linear1.weight)
+        new = cls(**_layer_options(m)).to(m.linear1.weight)
         new.self_attn = MultiHeadAttention.from_torch(m.self_attn)
         new.cross_attn = MultiHeadAttention.from_torch(m.multihead_attn)
         new._copy_common(m, 3)
@@ -179,109 +219,71 @@ class DecoderLayer(_Layer):
 
 
 class _Stack(nn.Module):
-    def __init__(self, layer: nn.Module, num_layers: int, norm: nn.LayerNorm | None):
+    layer_type: type
+
+    def __init__(self, layer: nn.Module, num_layers: int, norm: nn.LayerNorm | None = None):
         super().__init__()
+        if not isinstance(layer, self.layer_type):
+            raise TypeError(f"layer must be a {self.layer_type.__name__}, got "
+                            f"{type(layer).__name__}")
         check_int("num_layers", num_layers, minimum=1)
+        if norm is not None and not isinstance(norm, nn.LayerNorm):
+            raise TypeError(f"norm must be an nn.LayerNorm or None, got {type(norm).__name__}")
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
         self.norm = norm  # a final LayerNorm (what pre-LN stacks need), or None
 
-    def _finish(self, x):
-        return x if self.norm is None else self.norm(x)
+    def _run(self, x, need_weights, *args):
+        """Every layer's ``_forward`` on checked arguments, then the final norm → ``(x,
+        [weights dict per layer])``."""
+        weights = []
+        for layer in self.layers:
+            x, w = layer._forward(x, *args, need_weights)
+            weights.append(w)
+        return (x if self.norm is None else self.norm(x)), weights
 
     @classmethod
-    def _from_torch(cls, m, layer_cls):
-        new = cls(layer_cls.from_torch(m.layers[0]), len(m.layers),
+    def _from_torch(cls, m, torch_type):
+        if not isinstance(m, torch_type):
+            raise TypeError(f"m must be nn.{torch_type.__name__}, got {type(m).__name__}")
+        new = cls(cls.layer_type.from_torch(m.layers[0]), len(m.layers),
                   None if m.norm is None else copy.deepcopy(m.norm))
-        new.layers = nn.ModuleList(layer_cls.from_torch(layer) for layer in m.layers)
+        new.layers = nn.ModuleList(cls.layer_type.from_torch(layer) for layer in m.layers)
         return new
 
 
 class Encoder(_Stack):
     """``num_layers`` copies of an :class:`EncoderLayer` (+ optional final norm), like
-    ``nn.TransformerEncoder``."""
+    ``nn.TransformerEncoder``. ``forward(x, mask=None, *, is_causal=False,
+    need_weights=False)``; weights: a list of per-layer dicts."""
 
-    def forward(self, x, mask=None, *, is_causal=False):
-        for layer in self.layers:
-            x = layer(x, mask, is_causal=is_causal)
-        return self._finish(x)
+    layer_type = EncoderLayer
+
+    def forward(self, x, mask=None, *, is_causal=False, need_weights=False):
+        mask = self.layers[0].check_inputs(x, mask, is_causal=is_causal,
+                                           need_weights=need_weights)
+        return _with_weights(*self._run(x, need_weights, mask, is_causal), need_weights)
 
     @classmethod
     def from_torch(cls, m: nn.TransformerEncoder) -> Encoder:
-        if not isinstance(m, nn.TransformerEncoder):
-            raise TypeError(f"m must be nn.TransformerEncoder, got {type(m).__name__}")
-        return cls._from_torch(m, EncoderLayer)
+        """An exact copy of ``m`` (every layer and the final norm)."""
+        return cls._from_torch(m, nn.TransformerEncoder)
 
 
 class Decoder(_Stack):
     """``num_layers`` copies of a :class:`DecoderLayer` (+ optional final norm), like
-    ``nn.TransformerDecoder``."""
+    ``nn.TransformerDecoder``. ``forward(x, memory, tgt_mask=None, memory_mask=None, *,
+    is_causal=False, need_weights=False)``; weights: a list of per-layer dicts."""
 
-    def forward(self, x, memory, tgt_mask=None, memory_mask=None, *, is_causal=False):
-        for layer in self.layers:
-            x = layer(x, memory, tgt_mask, memory_mask, is_causal=is_causal)
-        return self._finish(x)
+    layer_type = DecoderLayer
+
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, *, is_causal=False,
+                need_weights=False):
+        masks = self.layers[0].check_inputs(x, memory, tgt_mask, memory_mask,
+                                            is_causal=is_causal, need_weights=need_weights)
+        return _with_weights(*self._run(x, need_weights, memory, *masks, is_causal),
+                             need_weights)
 
     @classmethod
     def from_torch(cls, m: nn.TransformerDecoder) -> Decoder:
-        if not isinstance(m, nn.TransformerDecoder):
-            raise TypeError(f"m must be nn.TransformerDecoder, got {type(m).__name__}")
-        return cls._from_torch(m, DecoderLayer)
-
-
-class Transformer(nn.Module):
-    """Encoder–decoder Transformer for token sequences, with the same interface as
-    :class:`attention_course.rnn.Seq2Seq`: ``forward(src, src_lengths, tgt_in)`` → ``(logits
-    (B, T, V), None)`` and :meth:`greedy_decode`."""
-
-    def __init__(self, config: TransformerConfig):
-        super().__init__()
-        if not isinstance(config, TransformerConfig):
-            raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
-        c = self.config = config
-        layer = {"d_model": c.d_model, "num_heads": c.num_heads,
-                 "dim_feedforward": c.dim_feedforward, "dropout": c.dropout,
-                 "activation": c.activation, "norm_first": c.norm_first}
-        final_norm = nn.LayerNorm(c.d_model) if c.norm_first else None
-        self.src_embedding = nn.Embedding(c.src_vocab_size, c.d_model, padding_idx=PAD)
-        self.tgt_embedding = nn.Embedding(c.tgt_vocab_size, c.d_model, padding_idx=PAD)
-        self.positional = SinusoidalPositionalEncoding(c.d_model, c.max_len)
-        self.encoder = Encoder(EncoderLayer(**layer), c.num_encoder_layers, final_norm)
-        self.decoder = Decoder(DecoderLayer(**layer), c.num_decoder_layers,
-                               copy.deepcopy(final_norm))
-        self.generator = nn.Linear(c.d_model, c.tgt_vocab_size)
-        # The stacks deep-copy one layer; re-initialise every matrix so layers start different
-        # (as torch's nn.Transformer does, with Xavier-uniform).
-        for name, p in self.named_parameters():
-            if p.dim() > 1 and "embedding" not in name:
-                nn.init.xavier_uniform_(p)
-
-    def _embed(self, embedding, tokens):
-        return self.positional(embedding(tokens) * math.sqrt(self.config.d_model))  # (B, L, D)
-
-    def encode(self, src, src_lengths):
-        """``src`` ``(B, S)`` → memory ``(B, S, D)`` and the key mask ``(B, 1, S)``."""
-        check_tensor("src", src, ndim=2, integer=True)
-        check_tensor("src_lengths", src_lengths, ndim=1, integer=True)
-        key_mask = padding_mask(src_lengths, src.shape[1])[:, None, :]  # (B, 1, S)
-        return self.encoder(self._embed(self.src_embedding, src), key_mask), key_mask
-
-    def decode(self, tgt_in, memory, key_mask):
-        """``tgt_in`` ``(B, T)`` → logits ``(B, T, V)`` (causal: position t sees ≤ t)."""
-        h = self._embed(self.tgt_embedding, tgt_in)
-        return self.generator(self.decoder(h, memory, memory_mask=key_mask, is_causal=True))
-
-    def forward(self, src, src_lengths, tgt_in):
-        memory, key_mask = self.encode(src, src_lengths)
-        return self.decode(tgt_in, memory, key_mask), None
-
-    @torch.no_grad()
-    def greedy_decode(self, src, src_lengths, max_len: int):
-        """Generate ``max_len`` tokens from ``BOS``, feeding back the argmax → ``(B, max_len)``
-        and ``None`` (no per-step weights; use the layers' ``need_weights`` to inspect them)."""
-        check_int("max_len", max_len, minimum=1)
-        memory, key_mask = self.encode(src, src_lengths)
-        tokens = torch.full((src.shape[0], 1), BOS, device=src.device)  # (B, 1)
-        for _ in range(max_len):
-            logits = self.decode(tokens, memory, key_mask)  # (B, t, V)
-            tokens = torch.cat([tokens, logits[:, -1:].argmax(-1)], dim=1)
-        return tokens[:, 1:], None
+        """An exact copy of ``m`` (every layer and the final norm)."""
+        return cls._from_torch(m, nn.TransformerDecoder)

@@ -56,7 +56,7 @@ def test_torch_polarity_round_trip_and_float_masks():
 @pytest.mark.parametrize(
     "call, error, words",
     [
-        (lambda: causal_mask(0), ValueError, ["query_len", ">= 1", "0"]),
+        (lambda: causal_mask(-1), ValueError, ["query_len", ">= 0", "-1"]),
         (lambda: causal_mask(3, 2.5), TypeError, ["key_len", "float"]),
         (lambda: causal_mask(True), TypeError, ["query_len", "bool"]),
         (lambda: padding_mask(torch.tensor([1.0, 2.0])), TypeError, ["lengths", "integer"]),

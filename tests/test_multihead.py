@@ -93,7 +93,7 @@ def test_matches_torch_multihead_attention(B, Lq, Lk, D, H, kdim, vdim, masking,
 
 
 def _torch_param_grads_in_our_order(m, grads):
-    """Torch's parameter gradients rearranged as ours: W_q, W_k, W_v (weight, bias), W_o."""
+    """Torch's parameter gradients rearranged as ours: W_Q, W_K, W_V (weight, bias), W_O."""
     named = dict(zip([n for n, _ in m.named_parameters()], grads, strict=True))
     if "in_proj_weight" in named:
         w = named["in_proj_weight"].chunk(3)
@@ -123,10 +123,10 @@ def test_per_head_output_is_attention_on_that_heads_slice():
     ours, _ = make_pair(D=8, H=2)
     x = rand(1, 4, 8)
     out, _ = ours(x, x, x)
-    q, k, v = ours.W_q(x), ours.W_k(x), ours.W_v(x)
+    q, k, v = ours.W_Q(x), ours.W_K(x), ours.W_V(x)
     heads = [scaled_dot_product_attention(q[..., s], k[..., s], v[..., s])[0]
              for s in (slice(0, 4), slice(4, 8))]
-    assert_close(out, ours.W_o(torch.cat(heads, -1)))
+    assert_close(out, ours.W_O(torch.cat(heads, -1)))
 
 
 def test_fully_masked_query_gives_bias_only_and_no_nan():
@@ -137,7 +137,7 @@ def test_fully_masked_query_gives_bias_only_and_no_nan():
     for need_weights in (False, True):
         out, _ = ours(x, x, x, mask, need_weights=need_weights)
         assert torch.isfinite(out).all()
-        assert_close(out[0, 1], ours.W_o.bias)
+        assert_close(out[0, 1], ours.W_O.bias)
 
 
 def test_dropout_only_in_training():

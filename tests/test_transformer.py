@@ -7,24 +7,14 @@ import pytest
 import torch
 from torch import nn
 
-from attention_course.data import BOS, make_batch, vocab_size
 from attention_course.masks import causal_mask, padding_mask, to_torch_mask
-from attention_course.metrics import seq2seq_loss
 from attention_course.positional import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
     relative_shift_matrix,
     sinusoidal_encoding,
 )
-from attention_course.train import train
-from attention_course.transformer import (
-    Decoder,
-    DecoderLayer,
-    Encoder,
-    EncoderLayer,
-    Transformer,
-    TransformerConfig,
-)
+from attention_course.transformer import Decoder, DecoderLayer, Encoder, EncoderLayer
 
 f64 = torch.float64
 D, H, FF = 8, 2, 16
@@ -162,64 +152,3 @@ def test_positional_modules_add_to_the_input():
     assert torch.equal(learned(x)[0], learned.embedding.weight[:5])
     with pytest.raises(ValueError, match="max_len"):
         learned(torch.zeros(1, 11, 6))
-
-
-# ---------------------------------------------------------------- model
-
-
-def test_config_is_validated():
-    with pytest.raises(ValueError, match="divisible"):
-        TransformerConfig(10, 10, d_model=30, num_heads=4)
-    with pytest.raises(ValueError, match="activation"):
-        TransformerConfig(10, 10, activation="swish")
-    with pytest.raises(TypeError, match="num_heads"):
-        TransformerConfig(10, 10, num_heads=2.0)
-    with pytest.raises(AttributeError):
-        TransformerConfig(10, 10).d_model = 3  # frozen
-
-
-def test_decoder_cannot_see_the_future():
-    V = vocab_size(6)
-    torch.manual_seed(0)
-    model = Transformer(TransformerConfig(V, V, d_model=16, num_heads=2)).eval()
-    b = make_batch("reverse", 2, min_len=4, max_len=4, num_symbols=6,
-                   generator=torch.Generator().manual_seed(0))
-    logits, _ = model(b.src, b.src_lengths, b.tgt_in)
-    changed = b.tgt_in.clone()
-    changed[:, 3:] = 5  # change the future of position 2
-    logits2, _ = model(b.src, b.src_lengths, changed)
-    assert torch.allclose(logits[:, :3], logits2[:, :3])
-    assert not torch.allclose(logits[:, 3:], logits2[:, 3:])
-
-
-def test_training_is_deterministic_and_greedy_decoding_is_consistent():
-    V = vocab_size(6)
-
-    def run():
-        torch.manual_seed(0)
-        model = Transformer(TransformerConfig(V, V, d_model=16, num_heads=2, norm_first=True,
-                                              num_encoder_layers=1, num_decoder_layers=1,
-                                              dim_feedforward=32))
-        result = train(model, seq2seq_loss, lambda g: make_batch(
-            "copy", 16, min_len=2, max_len=5, num_symbols=6, generator=g),
-            steps=60, lr=3e-3, seed=0, progress=False)
-        return model, result.losses
-
-    model, first = run()
-    _, second = run()
-    assert first == second  # same seed, same history, bit for bit
-    assert sum(first[-10:]) < 0.85 * sum(first[:10])  # it learns (2.2 -> 1.7 in 60 steps)
-    b = make_batch("copy", 8, min_len=2, max_len=5, num_symbols=6,
-                   generator=torch.Generator().manual_seed(1))
-    tokens, _ = model.greedy_decode(b.src, b.src_lengths, 6)  # (B, 6)
-    fed = torch.cat([torch.full((8, 1), BOS), tokens[:, :-1]], dim=1)  # its own outputs
-    logits, _ = model(b.src, b.src_lengths, fed)
-    assert torch.equal(logits.argmax(-1), tokens)  # decoding = teacher forcing on its outputs
-
-
-def test_model_layers_start_different():
-    V = vocab_size(6)
-    model = Transformer(TransformerConfig(V, V, d_model=16, num_heads=2))
-    first, second = model.encoder.layers
-    assert not torch.equal(first.linear1.weight, second.linear1.weight)
-    assert not torch.equal(first.self_attn.W_q.weight, second.self_attn.W_q.weight)

@@ -3,9 +3,9 @@ r"""RNN encoder–decoders: the plain baseline and Bahdanau's attention decoder.
 Shape legend: ``B`` batch, ``S`` source length, ``T`` target length, ``E`` embedding size,
 ``H`` hidden size, ``V`` vocabulary size.
 
-- :class:`Encoder` reads the source; padded steps are skipped (packed sequences), so the final
+- :class:`RNNEncoder` reads the source; padded steps are skipped (packed sequences), so the final
   state is the state after each sequence's *own* last token.
-- :class:`Decoder` (plain) starts from that final state and sees nothing else of the source:
+- :class:`RNNDecoder` (plain) starts from that final state and sees nothing else of the source:
   one fixed-size vector must carry the whole input.
 - :class:`BahdanauDecoder` also starts from it, but at every step scores all encoder outputs
   with the additive score :class:`~attention_course.attention.AdditiveScore`,
@@ -19,28 +19,29 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attention_course._checks import check_int, check_tensor
+from attention_course._checks import check_bool, check_int, check_lengths, check_tokens
 from attention_course.attention import AdditiveScore, attention
-from attention_course.data import BOS, PAD
+from attention_course.data.vocab import BOS, PAD
 from attention_course.masks import padding_mask
 
-__all__ = ["Encoder", "Decoder", "BahdanauDecoder", "Seq2Seq"]
+__all__ = ["RNNEncoder", "RNNDecoder", "BahdanauDecoder", "RNNSeq2Seq"]
 
 CELLS = {"gru": (nn.GRU, nn.GRUCell), "lstm": (nn.LSTM, nn.LSTMCell)}
 
 
 def _check_cell(cell: str) -> None:
-    if cell not in CELLS:
+    if not isinstance(cell, str) or cell not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
 
 
-class Encoder(nn.Module):
+class RNNEncoder(nn.Module):
     """Embedding + one-layer GRU/LSTM over the source; returns every output and the final state."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, *, cell: str = "gru"):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, *, cell: str = "gru",
+                 pad_id: int = PAD):
         super().__init__()
         _check_cell(cell)
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.rnn = CELLS[cell][0](embed_dim, hidden_size, batch_first=True)
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor):
@@ -54,13 +55,14 @@ class Encoder(nn.Module):
         return outputs, state  # (B, S, H)
 
 
-class Decoder(nn.Module):
+class RNNDecoder(nn.Module):
     """Plain decoder: conditioned on the source only through the encoder's final state."""
 
-    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, *, cell: str = "gru"):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, *, cell: str = "gru",
+                 pad_id: int = PAD):
         super().__init__()
         _check_cell(cell)
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.rnn = CELLS[cell][0](embed_dim, hidden_size, batch_first=True)
         self.out = nn.Linear(hidden_size, vocab_size)
 
@@ -85,10 +87,11 @@ class BahdanauDecoder(nn.Module):
         *,
         cell: str = "gru",
         attention_dim: int | None = None,
+        pad_id: int = PAD,
     ):
         super().__init__()
         _check_cell(cell)
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.score = AdditiveScore(hidden_size, hidden_size, attention_dim or hidden_size)
         self.cell = CELLS[cell][1](embed_dim + hidden_size, hidden_size)
         self.out = nn.Linear(2 * hidden_size, vocab_size)
@@ -115,10 +118,12 @@ class BahdanauDecoder(nn.Module):
         return torch.stack(logits, 1), state, torch.stack(weights, 1)  # (B,T,V), _, (B,T,S)
 
 
-class Seq2Seq(nn.Module):
+class RNNSeq2Seq(nn.Module):
     """Encoder–decoder with a plain or a Bahdanau decoder.
 
-    ``Seq2Seq(vocab_size, embed_dim, hidden_size, attention=True, cell="gru")``.
+    ``RNNSeq2Seq(vocab_size, embed_dim, hidden_size, attention=True, cell="gru")``; the token
+    ids ``pad_id`` and ``bos_id`` default to the course vocabulary's
+    (:mod:`attention_course.data.vocab`).
     ``forward(src, src_lengths, tgt_in)`` (teacher forcing) → ``(logits (B, T, V),
     weights (B, T, S) or None)``; :meth:`greedy_decode` generates without the target.
     """
@@ -131,26 +136,39 @@ class Seq2Seq(nn.Module):
         *,
         attention: bool = False,
         cell: str = "gru",
+        pad_id: int = PAD,
+        bos_id: int = BOS,
     ):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
                             ("hidden_size", hidden_size)):
             check_int(name, value, minimum=1)
-        self.encoder = Encoder(vocab_size, embed_dim, hidden_size, cell=cell)
-        decoder = BahdanauDecoder if attention else Decoder
-        self.decoder = decoder(vocab_size, embed_dim, hidden_size, cell=cell)
+        check_bool("attention", attention)
+        _check_cell(cell)
+        for name, value in (("pad_id", pad_id), ("bos_id", bos_id)):
+            check_int(name, value, minimum=0)
+            if value >= vocab_size:
+                raise ValueError(f"{name}={value} is not a token of the vocabulary "
+                                 f"(size {vocab_size})")
+        self.vocab_size, self.pad_id, self.bos_id = vocab_size, pad_id, bos_id
+        self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_size, cell=cell, pad_id=pad_id)
+        decoder = BahdanauDecoder if attention else RNNDecoder
+        self.decoder = decoder(vocab_size, embed_dim, hidden_size, cell=cell, pad_id=pad_id)
 
     def _encode(self, src, src_lengths):
-        check_tensor("src", src, ndim=2, integer=True)
-        check_tensor("src_lengths", src_lengths, ndim=1, integer=True)
-        if src_lengths.shape[0] != src.shape[0]:
-            raise ValueError(f"src_lengths has {src_lengths.shape[0]} entries for a batch of "
-                             f"{src.shape[0]} sequences")
+        check_tokens("src", src, self.vocab_size)
+        check_lengths("src_lengths", src_lengths, src.shape[0], src.shape[1])
         memory, state = self.encoder(src, src_lengths)  # (B, S, H)
         return memory, state, padding_mask(src_lengths, src.shape[1])  # (B, S)
 
     def forward(self, src, src_lengths, tgt_in):
+        """Teacher forcing: ``src`` ``(B, S)``, ``src_lengths`` ``(B,)``, ``tgt_in`` ``(B, T)`` →
+        ``(logits (B, T, V), weights (B, T, S) or None)``."""
         memory, state, mask = self._encode(src, src_lengths)
+        check_tokens("tgt_in", tgt_in, self.vocab_size)
+        if tgt_in.shape[0] != src.shape[0]:
+            raise ValueError(f"tgt_in has batch size {tgt_in.shape[0]} but src has "
+                             f"{src.shape[0]}")
         logits, _, weights = self.decoder(tgt_in, state, memory, mask)
         return logits, weights
 
@@ -162,7 +180,7 @@ class Seq2Seq(nn.Module):
         """
         check_int("max_len", max_len, minimum=1)
         memory, state, mask = self._encode(src, src_lengths)
-        token = torch.full((src.shape[0], 1), BOS, device=src.device)  # (B, 1)
+        token = torch.full((src.shape[0], 1), self.bos_id, device=src.device)  # (B, 1)
         tokens, weights = [], []
         for _ in range(max_len):
             logits, state, alpha = self.decoder(token, state, memory, mask)  # (B, 1, V)

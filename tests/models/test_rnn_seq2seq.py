@@ -1,11 +1,11 @@
-"""Synthetic tasks, the training loop, and the RNN encoder–decoders of Chapter 1."""
+"""The RNN encoder–decoders of Chapter 1 (plain and Bahdanau)."""
 
 import pytest
 import torch
 
 from attention_course.data import BOS, EOS, PAD, make_batch, vocab_size
 from attention_course.metrics import seq2seq_loss
-from attention_course.rnn import BahdanauDecoder, Encoder, Seq2Seq
+from attention_course.models.rnn_seq2seq import BahdanauDecoder, RNNEncoder, RNNSeq2Seq
 from attention_course.train import train
 
 V = vocab_size(6)
@@ -63,7 +63,7 @@ def test_bad_batch_arguments(kwargs, error, word):
 @pytest.mark.parametrize("use_attention", [False, True])
 def test_shapes_and_attention_weights(cell, use_attention):
     torch.manual_seed(0)
-    model = Seq2Seq(V, 8, 12, attention=use_attention, cell=cell)
+    model = RNNSeq2Seq(V, 8, 12, attention=use_attention, cell=cell)
     b = batch()
     logits, weights = model(b.src, b.src_lengths, b.tgt_in)
     B, T = b.tgt_in.shape
@@ -83,7 +83,7 @@ def test_shapes_and_attention_weights(cell, use_attention):
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_padding_does_not_change_the_encoding(cell):
     torch.manual_seed(0)
-    encoder = Encoder(V, 8, 12, cell=cell)
+    encoder = RNNEncoder(V, 8, 12, cell=cell)
     b = batch(min_len=2, max_len=7)
     outputs, state = encoder(b.src, b.src_lengths)
     h = state[0] if cell == "lstm" else state  # (1, B, H)
@@ -129,7 +129,7 @@ def test_bahdanau_step_equals_the_hand_computed_formula():
 def test_training_is_deterministic_and_learns():
     def run():
         torch.manual_seed(0)
-        model = Seq2Seq(V, 8, 16, attention=True)
+        model = RNNSeq2Seq(V, 8, 16, attention=True)
 
         def sample(g):
             return make_batch("reverse", 16, min_len=2, max_len=4, num_symbols=6, generator=g)
@@ -143,7 +143,7 @@ def test_training_is_deterministic_and_learns():
 
 
 def test_train_rejects_bad_arguments_and_nan_losses():
-    model = Seq2Seq(V, 4, 4)
+    model = RNNSeq2Seq(V, 4, 4)
     with pytest.raises(ValueError, match="steps"):
         train(model, seq2seq_loss, lambda g: batch(), steps=0)
     with pytest.raises(ValueError, match="lr"):
@@ -153,14 +153,14 @@ def test_train_rejects_bad_arguments_and_nan_losses():
 
 
 def test_model_rejects_bad_input():
-    model = Seq2Seq(V, 4, 4)
+    model = RNNSeq2Seq(V, 4, 4)
     b = batch()
     with pytest.raises(TypeError, match="src"):
         model(b.src.float(), b.src_lengths, b.tgt_in)
     with pytest.raises(ValueError, match="src_lengths"):
         model(b.src, b.src_lengths[:2], b.tgt_in)
     with pytest.raises(ValueError, match="cell"):
-        Seq2Seq(V, cell="transformer")
+        RNNSeq2Seq(V, cell="transformer")
 
 
 def test_metrics_ignore_padding():

@@ -1,0 +1,178 @@
+"""The encoder–decoder Transformer for token sequences (Vaswani et al., 2017).
+
+Embeddings scaled by :math:`\\sqrt{d_\\text{model}}` plus sinusoidal positions, an
+:class:`~attention_course.transformer.Encoder` and a causal
+:class:`~attention_course.transformer.Decoder`, and a linear output layer ("generator").
+Token ids (``pad_id``, ``bos_id``) come from :class:`TransformerConfig`, whose defaults are the
+course vocabulary's (:mod:`attention_course.data.vocab`).
+
+Shape legend: ``B`` batch, ``S`` source length, ``T`` target length, ``D`` = ``d_model``,
+``V`` target vocabulary, ``H`` heads.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from attention_course._checks import (
+    check_bool,
+    check_float,
+    check_int,
+    check_lengths,
+    check_tokens,
+)
+from attention_course.data.vocab import BOS, PAD
+from attention_course.masks import key_padding_mask
+from attention_course.positional import SinusoidalPositionalEncoding
+from attention_course.transformer import ACTIVATIONS, Decoder, DecoderLayer, Encoder, EncoderLayer
+
+__all__ = ["TransformerConfig", "TransformerSeq2Seq"]
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Hyper-parameters and token ids of a :class:`TransformerSeq2Seq`, validated on
+    construction."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    d_model: int = 64
+    num_heads: int = 4
+    num_encoder_layers: int = 2
+    num_decoder_layers: int = 2
+    dim_feedforward: int = 128
+    dropout: float = 0.0
+    activation: str = "relu"
+    norm_first: bool = False
+    max_len: int = 256
+    pad_id: int = PAD
+    bos_id: int = BOS
+
+    def __post_init__(self):
+        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "num_heads",
+                     "num_encoder_layers", "num_decoder_layers", "dim_feedforward", "max_len"):
+            check_int(name, getattr(self, name), minimum=1)
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by "
+                             f"num_heads={self.num_heads}")
+        check_float("dropout", self.dropout, minimum=0.0, maximum=1.0, include_maximum=False)
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        check_bool("norm_first", self.norm_first)
+        for name in ("pad_id", "bos_id"):
+            check_int(name, getattr(self, name), minimum=0)
+        if self.pad_id >= min(self.src_vocab_size, self.tgt_vocab_size):
+            raise ValueError(f"pad_id={self.pad_id} must be a token of both vocabularies "
+                             f"(sizes {self.src_vocab_size} and {self.tgt_vocab_size})")
+        if self.bos_id >= self.tgt_vocab_size:
+            raise ValueError(f"bos_id={self.bos_id} must be a token of the target vocabulary "
+                             f"(size {self.tgt_vocab_size})")
+
+
+class TransformerSeq2Seq(nn.Module):
+    """Encoder–decoder Transformer with the interface of
+    :class:`~attention_course.models.rnn_seq2seq.RNNSeq2Seq`: ``forward(src, src_lengths,
+    tgt_in, *, need_weights=False)`` → ``(logits (B, T, V), weights or None)`` and
+    :meth:`greedy_decode`.
+
+    With ``need_weights=True`` the weights are ``{"encoder": [...], "decoder": [...]}``: per
+    layer, bottom to top, a dict of per-head weights — encoder ``{"self_attn": (B, H, S, S)}``,
+    decoder ``{"self_attn": (B, H, T, T), "cross_attn": (B, H, T, S)}``.
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        if not isinstance(config, TransformerConfig):
+            raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
+        c = self.config = config
+        layer = {"d_model": c.d_model, "num_heads": c.num_heads,
+                 "dim_feedforward": c.dim_feedforward, "dropout": c.dropout,
+                 "activation": c.activation, "norm_first": c.norm_first}
+        final_norm = nn.LayerNorm(c.d_model) if c.norm_first else None
+        self.src_embedding = nn.Embedding(c.src_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.tgt_embedding = nn.Embedding(c.tgt_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.positional = SinusoidalPositionalEncoding(c.d_model, c.max_len)
+        self.encoder = Encoder(EncoderLayer(**layer), c.num_encoder_layers, final_norm)
+        self.decoder = Decoder(DecoderLayer(**layer), c.num_decoder_layers,
+                               copy.deepcopy(final_norm))
+        self.generator = nn.Linear(c.d_model, c.tgt_vocab_size)
+        # The stacks deep-copy one layer; re-initialise every matrix so layers start different
+        # (as torch's nn.Transformer does, with Xavier-uniform).
+        for name, p in self.named_parameters():
+            if p.dim() > 1 and "embedding" not in name:
+                nn.init.xavier_uniform_(p)
+
+    def _embed(self, embedding, tokens):
+        return self.positional(embedding(tokens) * math.sqrt(self.config.d_model))  # (B, L, D)
+
+    def _check_source(self, src, src_lengths):
+        check_tokens("src", src, self.config.src_vocab_size)
+        check_lengths("src_lengths", src_lengths, src.shape[0], src.shape[1])
+        if src.shape[1] > self.config.max_len:
+            raise ValueError(f"src has length {src.shape[1]}; the model's max_len is "
+                             f"{self.config.max_len}")
+
+    def _check_target(self, tgt_in, batch_size):
+        check_tokens("tgt_in", tgt_in, self.config.tgt_vocab_size)
+        if tgt_in.shape[0] != batch_size:
+            raise ValueError(f"tgt_in has batch size {tgt_in.shape[0]} but src has {batch_size}")
+        if tgt_in.shape[1] > self.config.max_len:
+            raise ValueError(f"tgt_in has length {tgt_in.shape[1]}; the model's max_len is "
+                             f"{self.config.max_len}")
+
+    def _encode(self, src, src_lengths, need_weights=False):
+        key_mask = key_padding_mask(src_lengths, src.shape[1])[:, None]  # (B, 1, 1, S)
+        h = self._embed(self.src_embedding, src)  # (B, S, D)
+        memory, weights = self.encoder._run(h, need_weights, key_mask, False)
+        return memory, key_mask, (weights if need_weights else None)
+
+    def _decode(self, tgt_in, memory, key_mask, need_weights=False):
+        h = self._embed(self.tgt_embedding, tgt_in)  # (B, T, D)
+        h, weights = self.decoder._run(h, need_weights, memory, None, key_mask, True)
+        return self.generator(h), (weights if need_weights else None)  # (B, T, V)
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor):
+        """``src`` ``(B, S)``, ``src_lengths`` ``(B,)`` → memory ``(B, S, D)`` and the key mask
+        ``(B, 1, 1, S)`` for :meth:`decode`."""
+        self._check_source(src, src_lengths)
+        return self._encode(src, src_lengths)[:2]
+
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor):
+        """``tgt_in`` ``(B, T)`` → logits ``(B, T, V)`` (causal: position t sees ≤ t)."""
+        self._check_target(tgt_in, memory.shape[0])
+        return self._decode(tgt_in, memory, key_mask)[0]
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, *,
+                need_weights: bool = False):
+        """Teacher forcing: ``src`` ``(B, S)``, ``src_lengths`` ``(B,)``, ``tgt_in`` ``(B, T)``
+        → ``(logits (B, T, V), weights or None)`` (see the class docstring)."""
+        self._check_source(src, src_lengths)
+        self._check_target(tgt_in, src.shape[0])
+        check_bool("need_weights", need_weights)
+        memory, key_mask, enc_weights = self._encode(src, src_lengths, need_weights)
+        logits, dec_weights = self._decode(tgt_in, memory, key_mask, need_weights)
+        weights = {"encoder": enc_weights, "decoder": dec_weights} if need_weights else None
+        return logits, weights
+
+    @torch.no_grad()
+    def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int):
+        """Generate ``max_len`` tokens from ``bos_id``, feeding back the argmax → tokens
+        ``(B, max_len)`` and ``None`` (call ``forward`` with ``need_weights=True`` on the
+        result to inspect the weights)."""
+        self._check_source(src, src_lengths)
+        check_int("max_len", max_len, minimum=1)
+        if max_len > self.config.max_len:
+            raise ValueError(f"max_len={max_len} exceeds the model's max_len "
+                             f"{self.config.max_len}")
+        memory, key_mask, _ = self._encode(src, src_lengths)
+        tokens = torch.full((src.shape[0], 1), self.config.bos_id, device=src.device)  # (B, 1)
+        for _ in range(max_len):
+            logits, _ = self._decode(tokens, memory, key_mask)  # (B, t, V)
+            tokens = torch.cat([tokens, logits[:, -1:].argmax(-1)], dim=1)
+        return tokens[:, 1:], None

@@ -1,0 +1,162 @@
+"""The encoder–decoder Transformer model: config, causality, determinism, greedy decoding,
+attention weights on request, and argument checks in the caller's words."""
+
+import pytest
+import torch
+
+from attention_course.data import BOS, make_batch, vocab_size
+from attention_course.metrics import seq2seq_loss
+from attention_course.models.transformer_seq2seq import TransformerConfig, TransformerSeq2Seq
+from attention_course.train import train
+
+V = vocab_size(6)
+
+
+def small_model(**kwargs):
+    torch.manual_seed(0)
+    config = TransformerConfig(V, V, d_model=16, num_heads=2, **kwargs)
+    return TransformerSeq2Seq(config).eval()
+
+
+def batch(seed=0, n=2, min_len=4, max_len=4, task="reverse"):
+    return make_batch(task, n, min_len=min_len, max_len=max_len, num_symbols=6,
+                      generator=torch.Generator().manual_seed(seed))
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerConfig(10, 10, d_model=30, num_heads=4)
+    with pytest.raises(ValueError, match="activation"):
+        TransformerConfig(10, 10, activation="swish")
+    with pytest.raises(TypeError, match="num_heads"):
+        TransformerConfig(10, 10, num_heads=2.0)
+    with pytest.raises(AttributeError):
+        TransformerConfig(10, 10).d_model = 3  # frozen
+
+
+def test_decoder_cannot_see_the_future():
+    model = small_model()
+    b = batch()
+    logits, _ = model(b.src, b.src_lengths, b.tgt_in)
+    changed = b.tgt_in.clone()
+    changed[:, 3:] = 5  # change the future of position 2
+    logits2, _ = model(b.src, b.src_lengths, changed)
+    assert torch.allclose(logits[:, :3], logits2[:, :3])
+    assert not torch.allclose(logits[:, 3:], logits2[:, 3:])
+
+
+def test_training_is_deterministic_and_greedy_decoding_is_consistent():
+    def run():
+        torch.manual_seed(0)
+        model = TransformerSeq2Seq(TransformerConfig(
+            V, V, d_model=16, num_heads=2, norm_first=True, num_encoder_layers=1,
+            num_decoder_layers=1, dim_feedforward=32))
+        result = train(model, seq2seq_loss, lambda g: make_batch(
+            "copy", 16, min_len=2, max_len=5, num_symbols=6, generator=g),
+            steps=60, lr=3e-3, seed=0, progress=False)
+        return model, result.losses
+
+    model, first = run()
+    _, second = run()
+    assert first == second  # same seed, same history, bit for bit
+    assert sum(first[-10:]) < 0.85 * sum(first[:10])  # it learns (2.2 -> 1.7 in 60 steps)
+    b = make_batch("copy", 8, min_len=2, max_len=5, num_symbols=6,
+                   generator=torch.Generator().manual_seed(1))
+    tokens, _ = model.greedy_decode(b.src, b.src_lengths, 6)  # (B, 6)
+    fed = torch.cat([torch.full((8, 1), BOS), tokens[:, :-1]], dim=1)  # its own outputs
+    logits, _ = model(b.src, b.src_lengths, fed)
+    assert torch.equal(logits.argmax(-1), tokens)  # decoding = teacher forcing on its outputs
+
+
+def test_model_layers_start_different():
+    model = small_model()
+    first, second = model.encoder.layers
+    assert not torch.equal(first.linear1.weight, second.linear1.weight)
+    assert not torch.equal(first.self_attn.W_Q.weight, second.self_attn.W_Q.weight)
+
+
+def test_weights_on_request_are_every_layers_and_heads_and_change_nothing():
+    model = small_model(num_encoder_layers=2, num_decoder_layers=3)
+    b = batch(n=3, min_len=2, max_len=5, seed=3)
+    S, T = b.src.shape[1], b.tgt_in.shape[1]
+    plain, none = model(b.src, b.src_lengths, b.tgt_in)
+    logits, weights = model(b.src, b.src_lengths, b.tgt_in, need_weights=True)
+    assert none is None
+    assert torch.allclose(logits, plain, atol=1e-6)  # reference kernel = fused kernel
+    assert [sorted(w) for w in weights["encoder"]] == [["self_attn"]] * 2
+    assert [sorted(w) for w in weights["decoder"]] == [["cross_attn", "self_attn"]] * 3
+    for w in weights["encoder"]:
+        assert w["self_attn"].shape == (3, 2, S, S)
+    for w in weights["decoder"]:
+        assert w["self_attn"].shape == (3, 2, T, T)
+        assert w["cross_attn"].shape == (3, 2, T, S)
+        assert torch.all(w["self_attn"].triu(1) == 0)  # causal
+        pad = torch.arange(S)[None, :] >= b.src_lengths[:, None]  # (B, S) padding keys
+        assert torch.all(w["cross_attn"].masked_select(pad[:, None, None, :]) == 0)
+        assert torch.allclose(w["cross_attn"].sum(-1), torch.ones(3, 2, T))
+
+
+def test_cross_attention_weights_equal_a_hand_run_of_the_last_layer():
+    model = small_model()
+    b = batch(n=2, seed=4)
+    _, weights = model(b.src, b.src_lengths, b.tgt_in, need_weights=True)
+    memory, key_mask = model.encode(b.src, b.src_lengths)
+    h = model._embed(model.tgt_embedding, b.tgt_in)
+    for layer in model.decoder.layers:  # run the decoder layer by layer, by hand
+        h, w = layer(h, memory, memory_mask=key_mask, is_causal=True, need_weights=True)
+    assert torch.allclose(w["cross_attn"], weights["decoder"][-1]["cross_attn"])
+
+
+@pytest.mark.parametrize("change, error, words", [
+    (lambda b: {"src": b.src.float()}, TypeError, ["src", "integer"]),
+    (lambda b: {"src": b.src + 100}, ValueError, ["src", "token ids", str(V - 1)]),
+    (lambda b: {"src": b.src - 100}, ValueError, ["src", "token ids"]),
+    (lambda b: {"tgt_in": b.tgt_in + 100}, ValueError, ["tgt_in", "token ids"]),
+    (lambda b: {"tgt_in": b.tgt_in[:1]}, ValueError, ["tgt_in", "batch size"]),
+    (lambda b: {"src_lengths": b.src_lengths[:1]}, ValueError, ["src_lengths", "one length"]),
+    (lambda b: {"src_lengths": b.src_lengths + 10}, ValueError, ["src_lengths", "padded"]),
+    (lambda b: {"src_lengths": b.src_lengths * 0}, ValueError, ["src_lengths", "[1,"]),
+    (lambda b: {"src_lengths": b.src_lengths.float()}, TypeError, ["src_lengths", "integer"]),
+])
+def test_bad_input_is_named_in_the_callers_words(change, error, words):
+    model = small_model()
+    b = batch()
+    args = {"src": b.src, "src_lengths": b.src_lengths, "tgt_in": b.tgt_in} | change(b)
+    with pytest.raises(error) as info:
+        model(**args)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_need_weights_and_greedy_arguments_are_checked():
+    model = small_model(max_len=8)
+    b = batch()
+    with pytest.raises(TypeError, match="need_weights"):
+        model(b.src, b.src_lengths, b.tgt_in, need_weights="yes")
+    with pytest.raises(ValueError, match="max_len"):
+        model.greedy_decode(b.src, b.src_lengths, 9)
+    with pytest.raises(TypeError, match="max_len"):
+        model.greedy_decode(b.src, b.src_lengths, 2.0)
+
+
+@pytest.mark.parametrize("kwargs, error, word", [
+    ({"pad_id": 99}, ValueError, "pad_id"),
+    ({"bos_id": -1}, ValueError, "bos_id"),
+    ({"dropout": 1.0}, ValueError, "dropout"),
+    ({"dropout": float("nan")}, ValueError, "dropout"),
+    ({"norm_first": "False"}, TypeError, "norm_first"),
+    ({"max_len": 0}, ValueError, "max_len"),
+])
+def test_more_config_errors(kwargs, error, word):
+    with pytest.raises(error, match=word):
+        TransformerConfig(V, V, **kwargs)
+
+
+def test_token_ids_come_from_the_config():
+    model = small_model(pad_id=3, bos_id=4)
+    assert model.src_embedding.padding_idx == 3
+    b = batch()
+    tokens, _ = model.greedy_decode(b.src, b.src_lengths, 3)
+    fed = torch.cat([torch.full((2, 1), 4), tokens[:, :-1]], dim=1)  # starts from bos_id = 4
+    logits, _ = model(b.src, b.src_lengths, fed)
+    assert torch.equal(logits.argmax(-1), tokens)
