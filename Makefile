@@ -45,6 +45,7 @@ doctor: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	$(ONE_THREAD) $(BIN)/python -m pytest tests --ignore=tests/site -n $(JOBS) -q
