@@ -86,12 +86,44 @@ def check_tensor(
         raise TypeError(f"{name} must be an integer tensor, got dtype {x.dtype}")
 
 
-def check_mask(mask, scores_shape: torch.Size, name: str = "mask") -> None:
+def check_device(name: str, device) -> None:
+    """Raise unless ``device`` is ``None``, a ``torch.device``, a device string or index."""
+    if device is None:
+        return
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+        raise TypeError(f"{name} must be a torch.device, a device string such as 'cpu', or "
+                        f"None, got {type(device).__name__} {device!r}")
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{name} must name a device such as 'cpu' or 'cuda:0', got "
+                         f"{device!r}") from None
+
+
+def check_same_device(name: str, x: torch.Tensor, other: str, device: torch.device) -> None:
+    """Raise ``ValueError`` unless tensor ``x`` (argument ``name``) is on ``device``, the device
+    of ``other``."""
+    if x.device != device:
+        raise ValueError(f"{name} is on device {x.device} but {other} is on {device}; "
+                         f"put them on the same device")
+
+
+def check_like_module(name: str, x: torch.Tensor, param: torch.Tensor) -> None:
+    """Raise ``TypeError`` unless ``x`` has the dtype and device of a module's weight
+    ``param``."""
+    if x.dtype != param.dtype or x.device != param.device:
+        raise TypeError(f"{name} has dtype {x.dtype} on {x.device} but the module's weights are "
+                        f"{param.dtype} on {param.device}; convert one (e.g. "
+                        f"module.to({x.dtype}) or {name}.to({param.dtype}))")
+
+
+def check_mask(mask, scores_shape: torch.Size, name: str = "mask", *,
+               device: torch.device | None = None) -> None:
     """Check a boolean attention mask against scores of shape ``(..., Lq, Lk)``.
 
     The mask must be boolean, have at most as many dimensions as the scores, end in ``Lk``
     exactly, and every other dimension must be 1 or equal the scores' (no silent broadcasting
-    to a bigger output).
+    to a bigger output). With ``device``, it must also be on that device (the scores').
     """
     check_tensor(name, mask)
     if mask.dtype != torch.bool:
@@ -110,12 +142,16 @@ def check_mask(mask, scores_shape: torch.Size, name: str = "mask") -> None:
             f"(Lk={scores_shape[-1]}); expected a mask broadcastable as {expected} with each "
             f"dimension equal to 1 or to the scores' size"
         )
+    if device is not None:
+        check_same_device(name, mask, "the attention inputs", device)
 
 
 def check_tokens(name: str, tokens, vocab_size: int, *, ndim: int = 2) -> None:
     """Raise unless ``tokens`` is an integer tensor of ``ndim`` dims, ids in ``[0, vocab_size)``."""
     check_tensor(name, tokens, ndim=ndim, integer=True)
-    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+    if not tokens.numel() or tokens.device.type == "meta":  # nothing to check, or no values
+        return
+    if int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size:
         raise ValueError(
             f"{name} has token ids in [{int(tokens.min())}, {int(tokens.max())}]; expected ids in "
             f"[0, {vocab_size - 1}] (the vocabulary has {vocab_size} tokens)"
@@ -129,7 +165,9 @@ def check_lengths(name: str, lengths, batch_size: int, max_len: int, *, minimum:
     if lengths.shape[0] != batch_size:
         raise ValueError(f"{name} has {lengths.shape[0]} entries for a batch of {batch_size} "
                          f"sequences; expected one length per sequence, shape ({batch_size},)")
-    if lengths.numel() and (int(lengths.min()) < minimum or int(lengths.max()) > max_len):
+    if not lengths.numel() or lengths.device.type == "meta":  # nothing to check, or no values
+        return
+    if int(lengths.min()) < minimum or int(lengths.max()) > max_len:
         raise ValueError(f"{name} must lie in [{minimum}, {max_len}] (the padded length is "
                          f"{max_len}), got values in [{int(lengths.min())}, {int(lengths.max())}]")
 

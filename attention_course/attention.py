@@ -18,8 +18,16 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from attention_course._checks import check_bool, check_float, check_int, check_mask, check_tensor
-from attention_course.masks import attention_mask
+from attention_course._checks import (
+    check_bool,
+    check_float,
+    check_int,
+    check_like_module,
+    check_mask,
+    check_same_device,
+    check_tensor,
+)
+from attention_course.masks import _attention_mask
 
 __all__ = [
     "dot_product_score",
@@ -113,6 +121,8 @@ def additive_score(
     check_tensor("W_q", W_q, ndim=2, dtype=query.dtype)
     check_tensor("W_k", W_k, ndim=2, dtype=query.dtype)
     check_tensor("v", v, ndim=1, dtype=query.dtype)
+    for name, w in (("W_q", W_q), ("W_k", W_k), ("v", v)):
+        check_same_device(name, w, "query", query.device)
     if W_q.shape[1] != query.shape[-1]:
         raise ValueError(f"W_q must have shape (A, Dq={query.shape[-1]}), got {tuple(W_q.shape)}")
     if W_k.shape[1] != key.shape[-1]:
@@ -148,7 +158,19 @@ class AdditiveScore(nn.Module):
         self.v = nn.Linear(hidden_dim, 1, bias=False)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        self._check_inputs(query, key)
         return additive_score(query, key, self.W_q.weight, self.W_k.weight, self.v.weight[0])
+
+    def _check_inputs(self, query, key) -> None:
+        """``query`` ``(..., Lq, query_dim)`` and ``key`` ``(..., Lk, key_dim)`` with the module's
+        dtype and device (named as the caller passed them, not as weights)."""
+        _check_query_key(query, key)
+        for name, x, size in (("query", query, self.W_q.in_features),
+                              ("key", key, self.W_k.in_features)):
+            if x.shape[-1] != size:
+                raise ValueError(f"{name} must have shape (..., L, {size}) ({name}_dim={size}), "
+                                 f"got {tuple(x.shape)}")
+        check_like_module("query", query, self.W_q.weight)
 
     def with_keys(self, key: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """The same score for many queries against fixed keys: ``W_k k`` is computed once.
@@ -157,12 +179,19 @@ class AdditiveScore(nn.Module):
         returned ``score(query, key)`` must be called with this very ``key`` tensor.
         """
         _check_query_key(key, key)
+        if key.shape[-1] != self.W_k.in_features:
+            raise ValueError(f"key must have shape (..., Lk, {self.W_k.in_features}) "
+                             f"(key_dim={self.W_k.in_features}), got {tuple(key.shape)}")
+        check_like_module("key", key, self.W_k.weight)
         projected = self.W_k(key)  # (..., Lk, A)
 
         def score(query: torch.Tensor, key_again: torch.Tensor) -> torch.Tensor:
             if key_again is not key:
                 raise ValueError("score from with_keys(key) was called with a different key")
             _check_query_key(query, key)
+            if query.shape[-1] != self.W_q.in_features:
+                raise ValueError(f"query must have shape (..., Lq, {self.W_q.in_features}) "
+                                 f"(query_dim={self.W_q.in_features}), got {tuple(query.shape)}")
             return _additive_from_projections(self.W_q(query), projected, self.v.weight[0])
 
         return score
@@ -190,7 +219,7 @@ def masked_softmax(
         return torch.softmax(scores, dim=dim)
     if dim not in (-1, scores.dim() - 1):
         raise ValueError(f"masked_softmax normalises over the last (key) dimension, got dim={dim}")
-    check_mask(mask, scores.shape)
+    check_mask(mask, scores.shape, device=scores.device)
     return _masked_softmax(scores, mask)
 
 
@@ -199,15 +228,25 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Te
         return torch.softmax(scores, dim=-1)
     any_allowed = mask.any(dim=-1, keepdim=True)  # (..., Lq, 1)
     scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~any_allowed, 0.0)
-    return zero_fully_masked_rows(torch.softmax(scores, dim=-1), mask)  # (..., Lq, Lk)
+    return _zero_fully_masked_rows(torch.softmax(scores, dim=-1), mask)  # (..., Lq, Lk)
 
 
 def zero_fully_masked_rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """The course's rule for a query whose keys are all masked: zeros, never NaN.
 
-    ``x`` ``(..., Lq, F)`` (weights or an output), ``mask`` broadcastable to ``(..., Lq, Lk)``.
-    Every attention kernel of the course applies it, so they all agree on such rows.
+    ``x`` ``(..., Lq, F)`` (weights or an output), ``mask`` boolean ``(..., Lq or 1, Lk)``
+    broadcastable to ``x``'s leading dimensions (it is checked like an attention mask for scores
+    ``(..., Lq, Lk)``). Every attention kernel of the course applies it, so they all agree on
+    such rows.
     """
+    check_tensor("x", x, min_ndim=1)
+    if mask is not None:
+        check_tensor("mask", mask, min_ndim=1)
+        check_mask(mask, torch.Size((*x.shape[:-1], mask.shape[-1])), device=x.device)
+    return _zero_fully_masked_rows(x, mask)
+
+
+def _zero_fully_masked_rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     if mask is None:
         return x
     return x.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
@@ -229,14 +268,22 @@ def attention(
     """
     _check_query_key(query, key)
     _check_value(value, key)
-    scores = score(query, key)  # (..., Lq, Lk)
+    if not callable(score):
+        raise TypeError(f"score must be a function score(query, key) -> (..., Lq, Lk), got "
+                        f"{type(score).__name__} {score!r}")
     expected = (*query.shape[:-1], key.shape[-2])
+    if mask is not None:
+        check_mask(mask, torch.Size(expected), device=query.device)
+    scores = score(query, key)  # (..., Lq, Lk)
     if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != expected:
         got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
         raise ValueError(
             f"score(query, key) must return shape (..., Lq, Lk) = {expected}, got {got}"
         )
-    weights = masked_softmax(scores, mask)  # (..., Lq, Lk)
+    if scores.dtype != value.dtype:
+        raise TypeError(f"score(query, key) returned dtype {scores.dtype}; expected the inputs' "
+                        f"dtype {value.dtype}")
+    weights = _masked_softmax(scores, mask)  # (..., Lq, Lk)
     return weights @ value, weights  # (..., Lq, Ev)
 
 
@@ -244,6 +291,7 @@ def _check_value(value, key) -> None:
     check_tensor("value", value, min_ndim=2, floating=True)
     if value.dtype != key.dtype:
         raise TypeError(f"value has dtype {value.dtype} but key has dtype {key.dtype}")
+    check_same_device("value", value, "key", key.device)
     if value.shape[:-1] != key.shape[:-1]:
         raise ValueError(
             f"value must have shape (..., Lk, Ev) matching key {tuple(key.shape)} in all but "
@@ -265,9 +313,7 @@ def check_attention_inputs(
         check_float("scale", scale, minimum=0.0, include_minimum=False)
     check_float("dropout_p", dropout_p, minimum=0.0, maximum=1.0, include_maximum=False)
     if mask is not None:
-        check_mask(mask, torch.Size((*query.shape[:-1], key.shape[-2])))
-        if mask.device != query.device:
-            raise ValueError(f"mask is on {mask.device} but query is on {query.device}")
+        check_mask(mask, torch.Size((*query.shape[:-1], key.shape[-2])), device=query.device)
 
 
 def scaled_dot_product_attention(
@@ -308,11 +354,17 @@ def scaled_dot_product_attention(
 def reference_attention(query, key, value, mask=None, *, is_causal=False, scale=None,
                         dropout_p=0.0):
     """The reference attention kernel: the explicit math of :func:`scaled_dot_product_attention`
-    on arguments already checked (by it, or by :class:`MultiHeadAttention`)."""
+    on arguments already checked (by it, or by :class:`MultiHeadAttention`).
+
+    float16/bfloat16 inputs get their scores and softmax in float32 (as torch's kernels
+    accumulate), so scores beyond float16's range (65504) do not overflow to ``inf``/NaN; the
+    weights are returned in the inputs' dtype."""
     Lq, Lk = query.shape[-2], key.shape[-2]
-    scores = _scaled_scores(query, key, _resolve_scale(scale, query))  # (..., Lq, Lk)
-    mask = attention_mask(mask, Lq, Lk, is_causal=is_causal, device=query.device)
-    weights = _masked_softmax(scores, mask)  # (..., Lq, Lk)
+    low_precision = query.dtype in (torch.float16, torch.bfloat16)
+    q, k = (query.float(), key.float()) if low_precision else (query, key)
+    scores = _scaled_scores(q, k, _resolve_scale(scale, query))  # (..., Lq, Lk)
+    mask = _attention_mask(mask, Lq, Lk, is_causal=is_causal, device=query.device)
+    weights = _masked_softmax(scores, mask).to(query.dtype)  # (..., Lq, Lk)
     if dropout_p > 0.0:
         weights = torch.nn.functional.dropout(weights, p=dropout_p, training=True)
     return weights @ value, weights  # (..., Lq, Ev), (..., Lq, Lk)

@@ -30,12 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention.bias import causal_lower_right
 
+from attention_course._checks import check_bool
 from attention_course.attention import (
+    _zero_fully_masked_rows,
     check_attention_inputs,
     reference_attention,
-    zero_fully_masked_rows,
 )
-from attention_course.masks import attention_mask
+from attention_course.masks import _attention_mask
 
 __all__ = ["AttentionFn", "reference_attention", "torch_fused_attention", "fused_attention",
            "select_kernel", "EXACT_KERNELS"]
@@ -64,12 +65,12 @@ def torch_fused_attention(query, key, value, mask=None, *, is_causal=False, scal
         bias = causal_lower_right(Lq, Lk)
         return F.scaled_dot_product_attention(query, key, value, attn_mask=bias,
                                               dropout_p=dropout_p, scale=scale), None
-    mask = attention_mask(mask, Lq, Lk, is_causal=is_causal, device=query.device)
+    mask = _attention_mask(mask, Lq, Lk, is_causal=is_causal, device=query.device)
     if Lk == 0:  # torch's kernels refuse an empty key set; no key means a zero output
         return value.new_zeros(*query.shape[:-1], value.shape[-1]), None
     output = F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
                                             dropout_p=dropout_p, scale=scale)
-    return zero_fully_masked_rows(output, mask), None  # (..., Lq, Ev)
+    return _zero_fully_masked_rows(output, mask), None  # (..., Lq, Ev)
 
 
 def fused_attention(query, key, value, mask=None, *, is_causal=False, scale=None, dropout_p=0.0):
@@ -83,6 +84,10 @@ def fused_attention(query, key, value, mask=None, *, is_causal=False, scale=None
 def select_kernel(attention_fn: AttentionFn | None, need_weights: bool) -> AttentionFn:
     """The kernel a layer runs: ``attention_fn`` if one was given; otherwise the reference
     when the caller wants the weights, torch's fused kernel when it does not."""
+    if attention_fn is not None and not callable(attention_fn):
+        raise TypeError(f"attention_fn must be a kernel function or None, got "
+                        f"{type(attention_fn).__name__} {attention_fn!r}")
+    check_bool("need_weights", need_weights)
     if attention_fn is not None:
         return attention_fn
     return reference_attention if need_weights else torch_fused_attention

@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import torch
 
-from attention_course._checks import check_int, check_tensor
+from attention_course._checks import (
+    check_bool,
+    check_device,
+    check_int,
+    check_mask,
+    check_same_device,
+    check_tensor,
+)
 
 __all__ = ["causal_mask", "local_mask", "padding_mask", "key_padding_mask", "combine_masks",
            "attention_mask", "to_torch_mask", "from_torch_mask"]
@@ -36,6 +43,7 @@ def causal_mask(
     check_int("query_len", query_len, minimum=0)
     key_len = query_len if key_len is None else key_len
     check_int("key_len", key_len, minimum=0)
+    check_device("device", device)
     i = torch.arange(query_len, device=device)[:, None]  # (Lq, 1)
     j = torch.arange(key_len, device=device)[None, :]  # (1, Lk)
     return j <= i + (key_len - query_len)  # (Lq, Lk)
@@ -47,10 +55,13 @@ def local_mask(
     """Sliding-window (local) mask ``(L, L)``: query ``i`` may attend to keys within ``window``.
 
     ``causal=True``: keys ``i - window, …, i``; ``causal=False``: keys with ``|i - j| <= window``.
-    ``window >= length - 1`` gives back full (causal) attention.
+    ``window >= length - 1`` gives back full (causal) attention; ``length = 0`` gives an empty
+    mask.
     """
-    check_int("length", length, minimum=1)
+    check_int("length", length, minimum=0)
     check_int("window", window, minimum=0)
+    check_bool("causal", causal)
+    check_device("device", device)
     i = torch.arange(length, device=device)[:, None]  # (L, 1)
     j = torch.arange(length, device=device)[None, :]  # (1, L)
     near = (i - j).abs() <= window  # (L, L)
@@ -66,11 +77,16 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
     ``mask[:, None, None, :]``.
     """
     check_tensor("lengths", lengths, ndim=1, integer=True)
+    if max_len is not None:
+        check_int("max_len", max_len, minimum=0)
+    if lengths.device.type == "meta":  # no values to read: only the shape can be built
+        if max_len is None:
+            raise ValueError("lengths is a meta tensor (it has no values); pass max_len")
+        return torch.empty(lengths.shape[0], max_len, dtype=torch.bool, device="meta")
     if lengths.numel() and int(lengths.min()) < 0:
         raise ValueError(f"lengths must be >= 0, got minimum {int(lengths.min())}")
     longest = int(lengths.max()) if lengths.numel() else 0
     max_len = longest if max_len is None else max_len
-    check_int("max_len", max_len, minimum=0)
     if longest > max_len:
         raise ValueError(f"max_len={max_len} is shorter than the longest sequence ({longest})")
     positions = torch.arange(max_len, device=lengths.device)  # (L,)
@@ -92,11 +108,21 @@ def combine_masks(*masks: torch.Tensor | None) -> torch.Tensor | None:
     A query may attend to a key only if *every* mask allows it, e.g.
     ``combine_masks(key_padding_mask(lengths), causal_mask(L))`` → ``(B, L, L)``.
     """
-    result = None
-    for i, mask in enumerate(masks):
-        if mask is None:
-            continue
+    given = [(i, mask) for i, mask in enumerate(masks) if mask is not None]
+    shape = device = None
+    for i, mask in given:  # check every mask before combining any
         check_tensor(f"masks[{i}]", mask, dtype=torch.bool)
+        if device is None:
+            shape, device = mask.shape, mask.device
+            continue
+        check_same_device(f"masks[{i}]", mask, f"masks[{given[0][0]}]", device)
+        try:
+            shape = torch.broadcast_shapes(shape, mask.shape)
+        except RuntimeError:
+            raise ValueError(f"masks[{i}] has shape {tuple(mask.shape)}, which does not broadcast "
+                             f"with the shape {tuple(shape)} of the masks before it") from None
+    result = None
+    for _, mask in given:
         result = mask if result is None else result & mask
     return result
 
@@ -108,10 +134,26 @@ def attention_mask(
     """``mask`` combined with the bottom-right :func:`causal_mask` when ``is_causal``.
 
     The one place where ``is_causal`` becomes a mask: every attention kernel of the course
-    calls it. Returns ``None`` when nothing is masked.
+    calls it (unchecked, on arguments its caller checked). Returns ``None`` when nothing is
+    masked. ``mask`` is ``(..., Lq or 1, Lk)``; ``device`` defaults to the mask's.
     """
-    causal = causal_mask(query_len, key_len, device=device) if is_causal else None
-    return combine_masks(mask, causal)
+    check_int("query_len", query_len, minimum=0)
+    check_int("key_len", key_len, minimum=0)
+    check_bool("is_causal", is_causal)
+    check_device("device", device)
+    if mask is not None:
+        check_tensor("mask", mask, min_ndim=1)
+        device = mask.device if device is None else torch.device(device)
+        check_mask(mask, torch.Size((*mask.shape[:-2], query_len, key_len)), device=device)
+    return _attention_mask(mask, query_len, key_len, is_causal=is_causal, device=device)
+
+
+def _attention_mask(mask, query_len, key_len, *, is_causal, device=None):
+    """:func:`attention_mask` on checked arguments (the kernels' hot path)."""
+    if not is_causal:
+        return mask
+    causal = causal_mask(query_len, key_len, device=device)  # (Lq, Lk)
+    return causal if mask is None else mask & causal
 
 
 def to_torch_mask(mask: torch.Tensor) -> torch.Tensor:

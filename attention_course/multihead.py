@@ -22,7 +22,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from attention_course._checks import check_bool, check_float, check_int, check_mask, check_tensor
+from attention_course._checks import (
+    check_bool,
+    check_float,
+    check_int,
+    check_like_module,
+    check_mask,
+    check_tensor,
+)
 from attention_course.kernels import AttentionFn, select_kernel
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads", "check_head_mask"]
@@ -32,43 +39,42 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """``(B, L, D)`` → ``(B, H, L, Dh)``: head ``i`` gets features ``i*Dh … (i+1)*Dh - 1``."""
     check_tensor("x", x, ndim=3)
     check_int("num_heads", num_heads, minimum=1)
-    if x.shape[-1] % num_heads:
-        raise ValueError(f"x has D={x.shape[-1]} features, not divisible by "
-                         f"num_heads={num_heads}")
-    return _split_heads(x, num_heads)
-
-
-def _split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     B, L, D = x.shape
+    if D % num_heads:
+        raise ValueError(f"x has D={D} features, not divisible by num_heads={num_heads}")
     return x.view(B, L, num_heads, D // num_heads).transpose(1, 2)  # (B, H, L, Dh)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """``(B, H, L, Dh)`` → ``(B, L, H*Dh)``, the inverse of :func:`split_heads` (the Concat)."""
     check_tensor("x", x, ndim=4)
-    return _merge_heads(x)
-
-
-def _merge_heads(x: torch.Tensor) -> torch.Tensor:
     B, H, L, Dh = x.shape
     return x.transpose(1, 2).reshape(B, L, H * Dh)  # (B, L, D)
 
 
-def check_head_mask(name: str, mask, B: int, H: int, Lq: int, Lk: int) -> torch.Tensor | None:
+def check_head_mask(name: str, mask, B: int, H: int, Lq: int, Lk: int, *,
+                    device: torch.device | None = None) -> torch.Tensor | None:
     """Check a mask given to multi-head attention; return it as ``(B|1, H|1, Lq|1, Lk)``.
 
     Accepted (``True`` = may attend): ``(Lq, Lk)``, ``(B, Lq or 1, Lk)`` (e.g. a key padding
     mask ``padding[:, None, :]``) or ``(B or 1, H or 1, Lq or 1, Lk)``. ``name`` is the
-    caller's name for the argument (``mask``, ``tgt_mask``, ``memory_mask`` …).
+    caller's name for the argument (``mask``, ``tgt_mask``, ``memory_mask`` …); with
+    ``device``, the mask must be on it (the inputs' device).
+
+    A ``(B, Lk)`` key-padding mask (missing its query axis) is refused, except when ``B == Lq``:
+    then it cannot be told apart from an ``(Lq, Lk)`` mask and is read as one. Write
+    ``padding[:, None, :]``.
     """
+    for size_name, size in (("B", B), ("H", H), ("Lq", Lq), ("Lk", Lk)):
+        check_int(size_name, size, minimum=0)
     if mask is None:
         return None
     check_tensor(name, mask)
     if mask.dim() == 3:  # (B, Lq or 1, Lk): the same for every head
-        check_mask(mask, torch.Size((B, Lq, Lk)), name)
+        check_mask(mask, torch.Size((B, Lq, Lk)), name, device=device)
         return mask[:, None]
     if mask.dim() in (2, 4):
-        check_mask(mask, torch.Size((B, H, Lq, Lk)), name)
+        check_mask(mask, torch.Size((B, H, Lq, Lk)), name, device=device)
         return mask
     raise ValueError(f"{name} must have 2, 3 or 4 dimensions ((Lq, Lk), (B, Lq or 1, Lk) or "
                      f"(B or 1, H or 1, Lq or 1, Lk)), got shape {tuple(mask.shape)}")
@@ -122,36 +128,66 @@ class MultiHeadAttention(nn.Module):
         """Check a call's arguments (in the caller's words: ``names``); return the mask as
         ``(B|1, H|1, Lq|1, Lk)``. Layers call it once with their own argument names."""
         q_name, k_name, v_name, mask_name = names
+        self._check_sequences(query, key, value, names[:3])
+        check_bool("is_causal", is_causal)
+        check_bool("need_weights", need_weights)
+        B, Lq, Lk = query.shape[0], query.shape[1], key.shape[1]
+        return check_head_mask(mask_name, mask, B, self.num_heads, Lq, Lk, device=query.device)
+
+    def _check_sequences(self, query, key, value, names) -> None:
+        q_name, k_name, v_name = names
         param = self.W_Q.weight
         for name, x, size in ((q_name, query, self.d_model), (k_name, key, self.kdim),
                               (v_name, value, self.vdim)):
             check_tensor(name, x, ndim=3, floating=True)
             if x.shape[-1] != size:
                 raise ValueError(f"{name} must have shape (B, L, {size}), got {tuple(x.shape)}")
-            if x.dtype != param.dtype or x.device != param.device:
-                raise TypeError(f"{name} has dtype {x.dtype} on {x.device} but the module's "
-                                f"weights are {param.dtype} on {param.device}; convert one "
-                                f"(e.g. module.to(torch.float64))")
-        if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
-            raise ValueError(
-                f"{q_name} {tuple(query.shape)}, {k_name} {tuple(key.shape)} and {v_name} "
-                f"{tuple(value.shape)} must share B, and {k_name}/{v_name} must share Lk"
-            )
-        check_bool("is_causal", is_causal)
-        check_bool("need_weights", need_weights)
-        B, Lq, Lk = query.shape[0], query.shape[1], key.shape[1]
-        return check_head_mask(mask_name, mask, B, self.num_heads, Lq, Lk)
+            check_like_module(name, x, param)
+        if key.shape[0] != query.shape[0]:
+            raise ValueError(f"{k_name} has batch size {key.shape[0]} but {q_name} has "
+                             f"{query.shape[0]}; expected {k_name} of shape "
+                             f"(B={query.shape[0]}, Lk, {self.kdim})")
+        if value.shape[:2] != key.shape[:2]:
+            raise ValueError(f"{v_name} {tuple(value.shape)} and {k_name} {tuple(key.shape)} "
+                             f"must share B and Lk: expected {v_name} of shape "
+                             f"({key.shape[0]}, {key.shape[1]}, {self.vdim})")
 
     def project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
-        """Per-head queries, keys, values: ``(B, H, Lq, Dh)``, ``(B, H, Lk, Dh)`` ×2."""
-        q = _split_heads(self.W_Q(query), self.num_heads)  # (B, H, Lq, Dh)
-        k = _split_heads(self.W_K(key), self.num_heads)  # (B, H, Lk, Dh)
-        v = _split_heads(self.W_V(value), self.num_heads)  # (B, H, Lk, Dh)
+        """Per-head queries, keys, values: ``(B, H, Lq, Dh)``, ``(B, H, Lk, Dh)`` ×2.
+
+        ``query`` ``(B, Lq, D)``, ``key`` ``(B, Lk, kdim)``, ``value`` ``(B, Lk, vdim)``,
+        checked like :meth:`forward`'s."""
+        self._check_sequences(query, key, value, ("query", "key", "value"))
+        return self._project(query, key, value)
+
+    def _project(self, query, key, value):
+        q = split_heads(self.W_Q(query), self.num_heads)  # (B, H, Lq, Dh)
+        k = split_heads(self.W_K(key), self.num_heads)  # (B, H, Lk, Dh)
+        v = split_heads(self.W_V(value), self.num_heads)  # (B, H, Lk, Dh)
         return q, k, v
 
     def attend(self, q, k, v, mask=None, *, is_causal=False, need_weights=False):
-        """Run the kernel on per-head ``q``, ``k``, ``v`` and merge: → ``(output (B, Lq, D),
-        weights (B, H, Lq, Lk) or None)``. ``mask`` as returned by :meth:`check_inputs`."""
+        """Run the kernel on per-head ``q`` ``(B, H, Lq, Dh)``, ``k``, ``v`` ``(B, H, Lk, Dh)``
+        (as :meth:`project` returns them) and merge: → ``(output (B, Lq, D), weights
+        (B, H, Lq, Lk) or None)``. ``mask`` takes the shapes :meth:`forward` accepts."""
+        H, Dh = self.num_heads, self.head_dim
+        for name, x in (("q", q), ("k", k), ("v", v)):
+            check_tensor(name, x, ndim=4, floating=True)
+            if x.shape[1] != H or x.shape[3] != Dh:
+                raise ValueError(f"{name} must have shape (B, H={H}, L, Dh={Dh}) (per head, as "
+                                 f"project returns it), got {tuple(x.shape)}")
+            check_like_module(name, x, self.W_O.weight)
+        if k.shape[0] != q.shape[0] or v.shape[:3] != k.shape[:3]:
+            raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} "
+                             f"must share B, and k and v must share Lk")
+        check_bool("is_causal", is_causal)
+        check_bool("need_weights", need_weights)
+        B, Lq, Lk = q.shape[0], q.shape[2], k.shape[2]
+        mask = check_head_mask("mask", mask, B, H, Lq, Lk, device=q.device)
+        return self._attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights)
+
+    def _attend(self, q, k, v, mask=None, *, is_causal=False, need_weights=False):
+        """:meth:`attend` on checked arguments, ``mask`` ``(B|1, H|1, Lq|1, Lk)``."""
         kernel = select_kernel(self.attention_fn, need_weights)
         p = self.dropout if self.training else 0.0
         heads, weights = kernel(q, k, v, mask, is_causal=is_causal, dropout_p=p)  # (B,H,Lq,Dh)
@@ -159,7 +195,7 @@ class MultiHeadAttention(nn.Module):
             name = getattr(kernel, "__name__", repr(kernel))
             raise ValueError(f"need_weights=True but attention_fn {name} returns no weights; "
                              f"use a kernel that does (e.g. reference_attention)")
-        return self.W_O(_merge_heads(heads)), (weights if need_weights else None)  # (B, Lq, D)
+        return self.W_O(merge_heads(heads)), (weights if need_weights else None)  # (B, Lq, D)
 
     def forward(
         self,
@@ -181,8 +217,8 @@ class MultiHeadAttention(nn.Module):
         """
         mask = self.check_inputs(query, key, value, mask, is_causal=is_causal,
                                  need_weights=need_weights)
-        q, k, v = self.project(query, key, value)
-        return self.attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights)
+        q, k, v = self._project(query, key, value)  # (B, H, Lq, Dh), (B, H, Lk, Dh) x 2
+        return self._attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights)
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> MultiHeadAttention:

@@ -12,9 +12,11 @@ import torch
 from torch import nn
 from tqdm import tqdm  # the text bar: tqdm.auto would need ipywidgets in Jupyter
 
-from attention_course._checks import check_int
+from attention_course._checks import check_bool, check_float, check_int
 
 __all__ = ["TrainResult", "train", "quiet"]
+
+_SEED_MIN, _SEED_MAX = -(2**63), 2**64 - 1  # what torch.Generator.manual_seed accepts
 
 
 def quiet() -> bool:
@@ -34,12 +36,37 @@ class TrainResult:
     seconds: float = 0.0
 
     def smoothed(self, window: int = 20) -> list[float]:
-        """Running mean of the losses over ``window`` steps (for plots)."""
+        """Running mean of the losses over ``window`` steps (for plots); ``window >= 1``."""
+        check_int("window", window, minimum=1)
         out, total = [], 0.0
         for i, loss in enumerate(self.losses):
             total += loss - (self.losses[i - window] if i >= window else 0.0)
             out.append(total / min(i + 1, window))
         return out
+
+
+def _global_seed(seed: int) -> int:
+    """A seed for torch's global generator derived from ``seed`` (one SplitMix64 step), so
+    dropout masks do not replay the raw random stream of the batch generator seeded with
+    ``seed``."""
+    mask = 2**64 - 1
+    z = (seed + 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return z ^ (z >> 31)
+
+
+def _check_loss(loss, step: int) -> None:
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"loss_fn(model, batch) must return a scalar tensor, got "
+                        f"{type(loss).__name__} at step {step}")
+    if loss.numel() != 1 or not loss.is_floating_point():
+        raise TypeError(f"loss_fn(model, batch) must return a scalar floating-point tensor, got "
+                        f"shape {tuple(loss.shape)} dtype {loss.dtype} at step {step}")
+    if not loss.requires_grad:
+        raise ValueError(f"loss_fn(model, batch) returned a loss that does not require grad at "
+                         f"step {step}: it must be computed from the model's trainable "
+                         f"parameters (not detached, not under torch.no_grad())")
 
 
 def train(
@@ -57,12 +84,37 @@ def train(
 
     ``sample_batch(generator)`` draws a batch from a generator seeded with ``seed``, and
     ``loss_fn(model, batch)`` returns a scalar loss, so the same seed and the same freshly
-    initialised model give the same history. Gradients are clipped to ``clip_norm`` (``None`` to
-    disable). ``progress=None`` shows a bar only in an interactive session (see :func:`quiet`).
+    initialised model give the same history, bit for bit — dropout included: inside the loop
+    torch's global generator (CPU and CUDA) is seeded from ``seed`` too, in a fork that is undone
+    on return, so the caller's global random state is the same afterwards as before. Gradients
+    are clipped to ``clip_norm`` (``None`` to disable). ``progress=None`` shows a bar only in an
+    interactive session (see :func:`quiet`). The model is left in ``eval()`` mode.
+
+    Arguments are checked before any step: ``steps >= 1``, ``lr`` finite and ``> 0``,
+    ``clip_norm`` finite and ``> 0`` or ``None``, ``seed`` an int, ``progress`` a bool or
+    ``None``; the model must have a trainable parameter.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model ({type(model).__name__}) has no trainable parameter "
+                         f"(none, or all with requires_grad=False): there is nothing to train")
+    for name, fn, call in (("loss_fn", loss_fn, "loss_fn(model, batch)"),
+                           ("sample_batch", sample_batch, "sample_batch(generator)")):
+        if not callable(fn):
+            raise TypeError(f"{name} must be a function called as {call}, got "
+                            f"{type(fn).__name__} {fn!r}")
     check_int("steps", steps, minimum=1)
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+    lr = check_float("lr", lr, minimum=0.0, include_minimum=False)
+    check_int("seed", seed)
+    if not _SEED_MIN <= seed <= _SEED_MAX:
+        raise ValueError(f"seed must be in [-2**63, 2**64 - 1] (torch's seed range), got {seed}")
+    seed, steps = int(seed), int(steps)  # NumPy integers too
+    if clip_norm is not None:
+        clip_norm = check_float("clip_norm", clip_norm, minimum=0.0, include_minimum=False)
+    if progress is not None:
+        check_bool("progress", progress)
+
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     result = TrainResult()
@@ -70,19 +122,24 @@ def train(
     bar = tqdm(range(steps), disable=not show, desc="training", leave=False)
     start = time.perf_counter()
     model.train()
-    for _ in bar:
-        batch = sample_batch(generator)
-        loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {len(result.losses)}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-        result.losses.append(loss.item())
-        if show:
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    cuda_devices = range(torch.cuda.device_count())  # empty without CUDA
+    with torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
+        torch.manual_seed(_global_seed(seed))  # dropout & co.: deterministic per seed
+        for _ in bar:
+            batch = sample_batch(generator)
+            loss = loss_fn(model, batch)
+            step = len(result.losses)
+            _check_loss(loss, step)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            optimizer.step()
+            result.losses.append(loss.item())
+            if show:
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     result.seconds = time.perf_counter() - start
     model.eval()
     return result

@@ -34,6 +34,9 @@ ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
 
 def _activation_name(fn) -> str:
+    if isinstance(fn, nn.GELU) and fn.approximate != "none":  # F.gelu is the exact GELU
+        raise ValueError(f"activation {fn!r} (approximate={fn.approximate!r}) has no "
+                         f"counterpart in the course (relu or the exact gelu)")
     for name, f in ACTIVATIONS.items():
         if fn is f or isinstance(fn, {"relu": nn.ReLU, "gelu": nn.GELU}[name]):
             return name
@@ -47,6 +50,9 @@ class _Layer(nn.Module):
                  norm_first, bias, attention_fn, num_attn, num_norms):
         super().__init__()
         check_int("d_model", d_model, minimum=1)
+        check_int("num_heads", num_heads, minimum=1)
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads}")
         check_int("dim_feedforward", dim_feedforward, minimum=1)
         dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0,
                               include_maximum=False)
@@ -56,6 +62,9 @@ class _Layer(nn.Module):
         check_float("layer_norm_eps", layer_norm_eps, minimum=0.0, include_minimum=False)
         check_bool("norm_first", norm_first)
         check_bool("bias", bias)
+        if attention_fn is not None and not callable(attention_fn):
+            raise TypeError(f"attention_fn must be a kernel function or None, got "
+                            f"{type(attention_fn).__name__}")
         self.activation, self.norm_first = activation, norm_first
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
         self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)
@@ -80,16 +89,10 @@ class _Layer(nn.Module):
         return self.norms[i](x + self.dropout(block(x)))  # LN(x + Sublayer(x))
 
     @staticmethod
-    def _attention_block(attn, weights, name, memory=None, mask=None, is_causal=False,
-                         need_weights=False):
-        """``h → attn(h, kv, kv)`` for :meth:`sublayer`; stores the weights in ``weights[name]``
-        (``kv`` is ``memory`` for cross-attention, ``h`` itself for self-attention)."""
-        def block(h):
-            kv = h if memory is None else memory
-            out, weights[name] = attn.attend(*attn.project(h, kv, kv), mask, is_causal=is_causal,
-                                             need_weights=need_weights)
-            return out
-        return block
+    def _attend(attn, query, memory, mask, is_causal, need_weights):
+        """``attn`` on checked arguments → ``(output (B, Lq, D), weights or None)``."""
+        q, k, v = attn._project(query, memory, memory)  # (B, H, L, Dh) each
+        return attn._attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights)
 
     def _copy_common(self, m, num_norms):
         with torch.no_grad():
@@ -97,6 +100,8 @@ class _Layer(nn.Module):
                                  *((self.norms[i], getattr(m, f"norm{i + 1}"))
                                    for i in range(num_norms))):
                 ours.load_state_dict(theirs.state_dict())
+                if isinstance(ours, nn.LayerNorm):  # each torch norm may have its own eps
+                    ours.eps = theirs.eps
 
 
 def _layer_options(m):
@@ -143,9 +148,13 @@ class EncoderLayer(_Layer):
     def _forward(self, x, mask, is_causal, need_weights):
         """``forward`` on checked arguments → ``(output, weights dict)``."""
         weights = {}
-        x = self.sublayer(0, x, self._attention_block(
-            self.self_attn, weights, "self_attn", mask=mask, is_causal=is_causal,
-            need_weights=need_weights))
+
+        def self_attention(h):  # (B, L, D) -> (B, L, D); keeps the weights
+            out, weights["self_attn"] = self._attend(self.self_attn, h, h, mask, is_causal,
+                                                     need_weights)
+            return out
+
+        x = self.sublayer(0, x, self_attention)
         return self.sublayer(1, x, self.feed_forward), weights
 
     @classmethod
@@ -198,12 +207,19 @@ class DecoderLayer(_Layer):
     def _forward(self, x, memory, tgt_mask, memory_mask, is_causal, need_weights):
         """``forward`` on checked arguments → ``(output, weights dict)``."""
         weights = {}
-        x = self.sublayer(0, x, self._attention_block(
-            self.self_attn, weights, "self_attn", mask=tgt_mask, is_causal=is_causal,
-            need_weights=need_weights))
-        x = self.sublayer(1, x, self._attention_block(
-            self.cross_attn, weights, "cross_attn", memory=memory, mask=memory_mask,
-            need_weights=need_weights))
+
+        def self_attention(h):  # (B, T, D) -> (B, T, D), causal over the target
+            out, weights["self_attn"] = self._attend(self.self_attn, h, h, tgt_mask, is_causal,
+                                                     need_weights)
+            return out
+
+        def cross_attention(h):  # (B, T, D) -> (B, T, D): queries h, keys/values memory
+            out, weights["cross_attn"] = self._attend(self.cross_attn, h, memory, memory_mask,
+                                                      False, need_weights)
+            return out
+
+        x = self.sublayer(0, x, self_attention)
+        x = self.sublayer(1, x, cross_attention)
         return self.sublayer(2, x, self.feed_forward), weights
 
     @classmethod
@@ -229,6 +245,10 @@ class _Stack(nn.Module):
         check_int("num_layers", num_layers, minimum=1)
         if norm is not None and not isinstance(norm, nn.LayerNorm):
             raise TypeError(f"norm must be an nn.LayerNorm or None, got {type(norm).__name__}")
+        d_model = layer.linear1.in_features
+        if norm is not None and tuple(norm.normalized_shape) != (d_model,):
+            raise ValueError(f"norm normalises shape {tuple(norm.normalized_shape)} but the "
+                             f"layers have d_model={d_model}; expected nn.LayerNorm({d_model})")
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
         self.norm = norm  # a final LayerNorm (what pre-LN stacks need), or None
 

@@ -1,19 +1,12 @@
 """Transformer layers and stacks equal torch's in float64 (outputs and gradients, post-LN and
 pre-LN, padding and causal masks); positional encodings; the model and its config."""
 
-import math
 
 import pytest
 import torch
 from torch import nn
 
 from attention_course.masks import causal_mask, padding_mask, to_torch_mask
-from attention_course.positional import (
-    LearnedPositionalEmbedding,
-    SinusoidalPositionalEncoding,
-    relative_shift_matrix,
-    sinusoidal_encoding,
-)
 from attention_course.transformer import Decoder, DecoderLayer, Encoder, EncoderLayer
 
 f64 = torch.float64
@@ -121,34 +114,3 @@ def test_from_torch_refuses_what_it_cannot_copy():
     with pytest.raises(ValueError, match="activation"):
         EncoderLayer.from_torch(nn.TransformerEncoderLayer(D, H, FF, activation=torch.tanh,
                                                            batch_first=True))
-
-
-# ---------------------------------------------------------------- positional encodings
-
-
-def test_sinusoidal_encoding_equals_the_paper_formula_at_sampled_positions():
-    d = 10
-    pe = sinusoidal_encoding(50, d, dtype=f64)
-    for pos in (0, 1, 7, 49):
-        for i in range(d // 2):
-            angle = pos / 10000 ** (2 * i / d)
-            assert math.isclose(pe[pos, 2 * i], math.sin(angle), abs_tol=1e-12)
-            assert math.isclose(pe[pos, 2 * i + 1], math.cos(angle), abs_tol=1e-12)
-    assert sinusoidal_encoding(4, 7).shape == (4, 7)  # odd sizes work
-
-
-@pytest.mark.parametrize("k", [1, 5, -3])
-def test_shift_by_k_is_one_linear_map_for_every_position(k):
-    pe = sinusoidal_encoding(64, 16, dtype=f64)
-    M = relative_shift_matrix(k, 16)
-    positions = torch.arange(max(0, -k), 64 - max(0, k))
-    assert torch.allclose(pe[positions] @ M.T, pe[positions + k], atol=1e-10)
-
-
-def test_positional_modules_add_to_the_input():
-    x = torch.zeros(2, 5, 6)
-    assert torch.allclose(SinusoidalPositionalEncoding(6, 10)(x)[1], sinusoidal_encoding(5, 6))
-    learned = LearnedPositionalEmbedding(6, 10)
-    assert torch.equal(learned(x)[0], learned.embedding.weight[:5])
-    with pytest.raises(ValueError, match="max_len"):
-        learned(torch.zeros(1, 11, 6))
