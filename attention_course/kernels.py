@@ -28,7 +28,6 @@ from typing import Protocol
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention.bias import causal_lower_right
 
 from attention_course._checks import check_bool
 from attention_course.attention import (
@@ -62,6 +61,9 @@ def torch_fused_attention(query, key, value, mask=None, *, is_causal=False, scal
     """
     Lq, Lk = query.shape[-2], key.shape[-2]
     if mask is None and is_causal and 0 < Lq <= Lk:  # every query sees >= 1 key
+        # Imported here: torch.nn.attention.bias pulls in torch._dynamo (~1 s at import).
+        from torch.nn.attention.bias import causal_lower_right
+
         bias = causal_lower_right(Lq, Lk)
         return F.scaled_dot_product_attention(query, key, value, attn_mask=bias,
                                               dropout_p=dropout_p, scale=scale), None

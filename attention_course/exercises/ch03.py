@@ -16,11 +16,12 @@ known mistake each, used only to recognise the mistake and name it. Each checker
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
 from attention_course.attention import scaled_dot_product_attention, scaled_dot_product_score
-from attention_course.exercises._framework import Case, Mistake, randn, run_checks
+from attention_course.exercises._framework import Case, Checker, Mistake, randn
 from attention_course.masks import causal_mask, local_mask
 
 __all__ = ["check_self_attention", "check_causal_mask", "check_path_length"]
@@ -31,18 +32,21 @@ __all__ = ["check_self_attention", "check_causal_mask", "check_path_length"]
 def _self_attention_cases() -> list[Case]:
     g = torch.Generator().manual_seed(31)
 
-    def case(B, L, D, d_k, d_v, note=""):
+    def case(B, L, D, d_k, d_v, note="", dtype=torch.float64):
         scale = 1 / math.sqrt(D)  # keeps Q, K, V entries of unit size: the softmax stays soft
         return Case(
             f"{note}B={B}, L={L}, D={D}, d_k={d_k}, d_v={d_v}",
-            {"X": randn(g, B, L, D), "W_Q": randn(g, D, d_k) * scale,
-             "W_K": randn(g, D, d_k) * scale, "W_V": randn(g, D, d_v) * scale},
+            {"X": randn(g, B, L, D, dtype=dtype), "W_Q": randn(g, D, d_k, dtype=dtype) * scale,
+             "W_K": randn(g, D, d_k, dtype=dtype) * scale,
+             "W_V": randn(g, D, d_v, dtype=dtype) * scale},
         )
 
     return [
         case(1, 4, 6, 3, 5, "one sequence, all sizes different: "),
         case(2, 5, 8, 2, 4, "batched: "),
         case(3, 6, 4, 8, 3, "batched, projections larger than the model size (d_k > D): "),
+        case(2, 4, 5, 3, 3, "batched, keys and values of the same size (d_k = d_v): "),
+        case(2, 3, 6, 4, 2, "float32, batched: ", torch.float32),
     ]
 
 
@@ -101,6 +105,33 @@ def _queries_from_w_k_mutant(X, W_Q, W_K, W_V):
 
 def _linear_layout_mutant(X, W_Q, W_K, W_V):
     return scaled_dot_product_attention(X @ W_Q.T, X @ W_K.T, X @ W_V.T)
+
+
+def _scaled_after_softmax_mutant(X, W_Q, W_K, W_V):
+    Q, K, V = _projections(X, W_Q, W_K, W_V)
+    weights = torch.softmax(Q @ K.transpose(-2, -1), dim=-1) / math.sqrt(W_Q.shape[-1])
+    return weights @ V, weights
+
+
+def _times_sqrt_dk_mutant(X, W_Q, W_K, W_V):
+    return scaled_dot_product_attention(*_projections(X, W_Q, W_K, W_V),
+                                        scale=math.sqrt(W_Q.shape[-1]))
+
+
+def _divided_by_dk_mutant(X, W_Q, W_K, W_V):
+    return scaled_dot_product_attention(*_projections(X, W_Q, W_K, W_V),
+                                        scale=1 / W_Q.shape[-1])
+
+
+def _keys_values_swapped_mutant(X, W_Q, W_K, W_V):
+    Q, K, V = _projections(X, W_Q, W_K, W_V)
+    return _sdpa_any(Q, V, K)
+
+
+def _sdpa_any(Q, K, V):
+    """Attention without the reference's argument checks (mutants may mix up the sizes)."""
+    weights = torch.softmax(Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1]), dim=-1)
+    return weights @ V, weights
 
 
 def _swapped_outputs_mutant(X, W_Q, W_K, W_V):
@@ -174,21 +205,48 @@ _SELF_ATTENTION_MISTAKES = (
         "Return the pair as `(output, weights)`: output (B, L, d_v) first, then weights (B, L, L).",
         (_swapped_outputs_mutant,),
     ),
+    Mistake(
+        "scaled after the softmax",
+        f"You divided the weights by sqrt(d_k), so they no longer sum to 1. Scale the scores "
+        f"before the softmax: softmax(Q K^T / sqrt(d_k)), where {_DK}.",
+        (_scaled_after_softmax_mutant,),
+    ),
+    Mistake(
+        "multiplied by sqrt(d_k) instead of dividing",
+        f"The scores are divided by sqrt(d_k) ({_DK}) to keep their spread near 1; multiplying "
+        f"makes the softmax even sharper.",
+        (_times_sqrt_dk_mutant,),
+    ),
+    Mistake(
+        "divided by d_k instead of sqrt(d_k)",
+        f"The scores should be divided by the *square root* of d_k ({_DK}): dividing by d_k "
+        f"itself over-flattens the weights.",
+        (_divided_by_dk_mutant,),
+    ),
+    Mistake(
+        "W_K and W_V are swapped",
+        "The keys are K = X @ W_K (they enter the scores) and the values V = X @ W_V (they are "
+        "mixed into the output). With d_k != d_v exchanging them cannot even multiply; with "
+        "d_k == d_v it silently computes the wrong thing.",
+        (_keys_values_swapped_mutant,),
+    ),
+)
+
+
+_SELF_ATTENTION = Checker(
+    "self_attention", _self_attention_cases, _self_attention_reference,
+    _SELF_ATTENTION_MISTAKES, outputs=("output", "weights"), shapes=("(B, L, d_v)", "(B, L, L)"),
+    error_hint="Hint: X (B, L, D) @ W_Q (D, d_k) -> Q (B, L, d_k); likewise K, and V with "
+               "W_V (D, d_v). Then scores = Q @ K.transpose(-2, -1) / sqrt(d_k) -> (B, L, L).",
 )
 
 
 def check_self_attention(fn) -> None:
     """Check ``fn(X, W_Q, W_K, W_V)`` → ``(output (B, L, d_v), weights (B, L, L))``: scaled
     dot-product self-attention with ``Q = X @ W_Q``, ``K = X @ W_K``, ``V = X @ W_V``
-    (``X`` ``(B, L, D)``, ``W_Q``/``W_K`` ``(D, d_k)``, ``W_V`` ``(D, d_v)``; no mask).
-    Prints one line on success."""
-    run_checks(
-        "self_attention", fn, _self_attention_cases(), _self_attention_reference,
-        _SELF_ATTENTION_MISTAKES, outputs=("output", "weights"),
-        shapes=("(B, L, d_v)", "(B, L, L)"),
-        error_hint="Hint: X (B, L, D) @ W_Q (D, d_k) -> Q (B, L, d_k); likewise K, and V with "
-                   "W_V (D, d_v). Then scores = Q @ K.transpose(-2, -1) / sqrt(d_k) -> (B, L, L).",
-    )
+    (``X`` ``(B, L, D)``, ``W_Q``/``W_K`` ``(D, d_k)``, ``W_V`` ``(D, d_v)``; no mask; float64
+    and float32). Prints one line on success."""
+    _SELF_ATTENTION.check(fn)
 
 
 # --- the causal mask ------------------------------------------------------------------------
@@ -223,6 +281,24 @@ def _one_future_mutant(query_len, key_len):
 
 def _top_left_mutant(query_len, key_len):
     return torch.ones(query_len, key_len, dtype=torch.bool).tril()
+
+
+def _transposed_mutants():
+    def right_comparison(query_len, key_len):  # keys as rows: (Lk, Lq)
+        return causal_mask(query_len, key_len).T
+
+    def tril_of_wrong_shape(query_len, key_len):
+        return torch.ones(key_len, query_len, dtype=torch.bool).tril(key_len - query_len)
+
+    return right_comparison, tril_of_wrong_shape
+
+
+def _offset_sign_mutant(query_len, key_len):
+    return torch.ones(query_len, key_len, dtype=torch.bool).tril(query_len - key_len)
+
+
+def _reversed_comparison_mutant(query_len, key_len):
+    return torch.ones(query_len, key_len, dtype=torch.bool).triu(key_len - query_len)
 
 
 def _number_mask_mutants():
@@ -274,6 +350,29 @@ _CAUSAL_MISTAKES = (
         (_top_left_mutant,),
     ),
     Mistake(
+        "the mask is transposed: (Lk, Lq) with the keys as rows",
+        "Rows are queries and columns are keys: the mask has shape (query_len, key_len), and "
+        "entry [i, j] says whether query i may attend to key j. Build the query positions as a "
+        "column, `torch.arange(query_len)[:, None]`, and the key positions as a row, "
+        "`torch.arange(key_len)[None, :]`.",
+        _transposed_mutants(),
+    ),
+    Mistake(
+        "the offset has the wrong sign",
+        "The queries are the LAST query_len positions, so query i sits at position "
+        "i + (Lk - Lq), and it may see key j when j <= i + (Lk - Lq): "
+        "`tril(diagonal=key_len - query_len)`. With Lq - Lk the last query no longer sees "
+        "every key.",
+        (_offset_sign_mutant,),
+    ),
+    Mistake(
+        "the comparison is reversed: queries see the future",
+        "Your mask is True for keys at or AFTER each query's position (j >= i, an upper "
+        "triangle). Causal attention looks back: key j is allowed when j <= i + (Lk - Lq), "
+        "the lower triangle (`tril`, not `triu`).",
+        (_reversed_comparison_mutant,),
+    ),
+    Mistake(
         "a 0/1 number mask instead of a boolean one",
         "Your values are right but stored as numbers. Return dtype torch.bool: the course's "
         "functions (like torch's scaled_dot_product_attention) read a float mask as an additive "
@@ -291,17 +390,21 @@ _CAUSAL_MISTAKES = (
 )
 
 
+_CAUSAL = Checker(
+    "causal_mask", _causal_cases, _causal_reference, _CAUSAL_MISTAKES,
+    outputs=("mask",), shapes=("(Lq, Lk)",),
+    error_hint="Hint: torch.ones(query_len, key_len, dtype=torch.bool).tril(diagonal=...) "
+               "builds a lower triangle; or compare torch.arange(key_len)[None, :] with "
+               "torch.arange(query_len)[:, None].",
+)
+
+
 def check_causal_mask(fn) -> None:
     """Check ``fn(query_len, key_len)`` → a boolean ``(Lq, Lk)`` mask, ``True`` where query ``i``
     may attend to key ``j``, i.e. ``j <= i + (Lk - Lq)`` (aligned bottom-right, as
-    :func:`attention_course.masks.causal_mask`). Prints one line on success."""
-    run_checks(
-        "causal_mask", fn, _causal_cases(), _causal_reference, _CAUSAL_MISTAKES,
-        outputs=("mask",), shapes=("(Lq, Lk)",),
-        error_hint="Hint: torch.ones(query_len, key_len, dtype=torch.bool).tril(diagonal=...) "
-                   "builds a lower triangle; or compare torch.arange(key_len)[None, :] with "
-                   "torch.arange(query_len)[:, None].",
-    )
+    :func:`attention_course.masks.causal_mask`), for square masks and fewer queries than keys.
+    Prints one line on success."""
+    _CAUSAL.check(fn)
 
 
 # --- path length through stacked local attention ---------------------------------------------
@@ -319,10 +422,12 @@ def _path_length_reference(n, window):
     return layers
 
 
-def _as_layer_counts(result):
-    """A learner's answer in a comparable form: integer answers (any integer dtype, or integral
-    floats such as ``torch.ceil`` returns) as int64; other floats as float64; anything else
-    unchanged."""
+def _as_layer_counts(result, inputs=None):
+    """A result in a comparable form: integer answers (any integer dtype, or integral floats
+    such as ``torch.ceil`` returns) as int64; other floats as float64; a Python or NumPy number
+    as a 0-d tensor; anything else unchanged."""
+    if isinstance(result, numbers.Number) and not isinstance(result, bool):
+        result = torch.tensor(result)
     if not isinstance(result, torch.Tensor) or result.dtype == torch.bool:
         return result
     if result.is_floating_point():
@@ -333,13 +438,6 @@ def _as_layer_counts(result):
 
 def _distances(n):
     return torch.arange(n)  # (n,): position j is j steps away from position 0
-
-
-def _normalised(mutant):
-    def run(n, window):
-        return _as_layer_counts(mutant(n, window))
-    run.__name__ = mutant.__name__
-    return run
 
 
 def _floor_mutant(n, window):
@@ -370,6 +468,18 @@ def _window_counts_itself_mutant(n, window):
     return torch.ceil(_distances(n) / (window - 1))
 
 
+def _window_plus_one_mutant(n, window):
+    return -(-_distances(n) // (window + 1))
+
+
+def _last_only_mutant(n, window):
+    return torch.tensor(-(-(n - 1) // window))
+
+
+def _from_the_end_mutant(n, window):
+    return -(-_distances(n).flip(0) // window)
+
+
 _PATH_MISTAKES = (
     Mistake(
         "rounded down instead of up",
@@ -377,45 +487,66 @@ _PATH_MISTAKES = (
         "needs at least j / window layers, and since layers come whole, you must round *up*: "
         "`-(-j // window)` or `torch.ceil(j / window)`. Rounding down leaves the last stretch "
         "uncovered.",
-        (_normalised(_floor_mutant),),
+        (_floor_mutant,),
     ),
     Mistake(
         "fractional layers: j / window was never rounded",
         "You cannot stack 2.5 layers. The number of layers is the smallest whole number L with "
         "L * window >= j, i.e. j / window rounded up.",
-        (_normalised(_fraction_mutant),),
+        (_fraction_mutant,),
     ),
     Mistake(
         "one layer too many (counted positions instead of steps)",
         "`j // window + 1` (equivalently ceil((j + 1) / window)) counts the positions on the path, "
         "not the steps between them: it says position 0 needs one layer, and it is one too many "
         "whenever `window` divides j. The distance from position 0 to position j is j steps.",
-        (_normalised(_one_too_many_mutant),),
+        (_one_too_many_mutant,),
     ),
     Mistake(
         "position 0 needs no layer",
         "Position 0's own information is already at position 0 before any layer runs, so its "
         "entry is 0; every other entry is ceil(j / window).",
-        (_normalised(_position_zero_mutant),),
+        (_position_zero_mutant,),
     ),
     Mistake(
         "the window is ignored: one layer reaches everything only with full attention",
         "With full self-attention every position sees every other one, so one layer suffices. A "
         "local layer only sees the `window` previous positions: reaching position j takes "
         "ceil(j / window) layers.",
-        (_normalised(_full_attention_mutant),),
+        (_full_attention_mutant,),
     ),
     Mistake(
         "one position per layer, as in an RNN",
         "That is the answer for window = 1 (an RNN also moves information one step at a time). "
         "With a wider window each layer moves information up to `window` positions.",
-        (_normalised(_rnn_mutant),),
+        (_rnn_mutant,),
     ),
     Mistake(
         "the window was counted as including the query itself",
         "Query i sees keys i - window, ..., i: `window` positions *before* it plus itself, so one "
         "layer moves information `window` steps, not window - 1.",
-        (_normalised(_window_counts_itself_mutant),),
+        (_window_counts_itself_mutant,),
+    ),
+    Mistake(
+        "a layer was taken to move window + 1 steps",
+        "Query i sees keys i - window, ..., i: window + 1 positions counting itself, but the "
+        "farthest of them is only `window` steps back. So one layer carries information "
+        "`window` positions forward: ceil(j / window), not ceil(j / (window + 1)).",
+        (_window_plus_one_mutant,),
+    ),
+    Mistake(
+        "only the last position's count was returned",
+        "The text derived the last entry, ceil((n - 1) / window); the exercise asks for every "
+        "position j at once: a tensor of shape (n,). Apply the same formula to "
+        "`torch.arange(n)`.",
+        (_last_only_mutant,),
+    ),
+    Mistake(
+        "the distances were counted from the last position",
+        "Entry j is about information travelling FROM position 0 TO position j: the distance "
+        "is j, so entry 0 is 0 and the counts grow along the tensor. You measured from the "
+        "last position (n - 1 - j) instead.",
+        (_from_the_end_mutant,),
     ),
 )
 
@@ -428,6 +559,14 @@ def _path_length_cases() -> list[Case]:
             for n, w in sizes]
 
 
+_PATH = Checker(
+    "path_length", _path_length_cases, _path_length_reference, _PATH_MISTAKES,
+    outputs=("layers",), shapes=("(n,)",), normalise=_as_layer_counts,
+    error_hint="Hint: torch.arange(n) gives every position's distance j from position 0; "
+               "work with the whole tensor at once.",
+)
+
+
 def check_path_length(fn) -> None:
     """Check ``fn(n, window)`` → an integer tensor ``(n,)`` whose entry ``j`` is the smallest
     number of stacked causal local self-attention layers (query ``i`` sees keys
@@ -435,12 +574,7 @@ def check_path_length(fn) -> None:
     position 0. Any integer dtype, or whole numbers in a float tensor, is accepted.
     Prints one line on success."""
 
-    def as_counts(n, window):
-        return _as_layer_counts(fn(n, window))
+    _PATH.check(fn)
 
-    run_checks(
-        "path_length", as_counts, _path_length_cases(), _path_length_reference, _PATH_MISTAKES,
-        outputs=("layers",), shapes=("(n,)",),
-        error_hint="Hint: torch.arange(n) gives every position's distance j from position 0; "
-                   "work with the whole tensor at once.",
-    )
+
+CHECKERS = (_SELF_ATTENTION, _CAUSAL, _PATH)

@@ -18,7 +18,7 @@ import numbers
 import torch
 
 from attention_course import multihead
-from attention_course.exercises._framework import Case, Mistake, randn, run_checks
+from attention_course.exercises._framework import Case, Checker, Mistake, Reject, randn
 
 __all__ = ["check_split_heads", "check_merge_heads", "check_parameter_count"]
 
@@ -28,9 +28,12 @@ __all__ = ["check_split_heads", "check_merge_heads", "check_parameter_count"]
 def _split_cases() -> list[Case]:
     g = torch.Generator().manual_seed(4)
     cases = []
-    for B, L, D, H in ((2, 3, 8, 2), (1, 5, 12, 3), (2, 4, 6, 3), (2, 3, 4, 1), (1, 2, 3, 3)):
-        cases.append(Case(f"B={B}, L={L}, D={D}, H={H} (so Dh={D // H})",
-                          {"x": randn(g, B, L, D), "num_heads": H}))
+    for B, L, D, H, dtype in ((2, 3, 8, 2, torch.float64), (1, 5, 12, 3, torch.float64),
+                              (2, 4, 6, 3, torch.float64), (2, 3, 4, 1, torch.float64),
+                              (1, 2, 3, 3, torch.float64), (3, 4, 10, 2, torch.float32)):
+        note = "float32, " if dtype == torch.float32 else ""
+        cases.append(Case(f"{note}B={B}, L={L}, D={D}, H={H} (so Dh={D // H})",
+                          {"x": randn(g, B, L, D, dtype=dtype), "num_heads": H}))
     return cases
 
 
@@ -72,6 +75,24 @@ def _split_strided_mutant(x, num_heads):
     return x.reshape(B, L, Dh, H).permute(0, 3, 1, 2)  # head h gets features h, h+H, h+2H, ...
 
 
+def _split_folded_mutant(x, num_heads):
+    B, L, H, Dh = _sizes(x, num_heads)
+    return x.reshape(B, L, H, Dh).transpose(1, 2).reshape(B * H, L, Dh)
+
+
+def _split_transpose_first_mutant(x, num_heads):
+    B, L, H, Dh = _sizes(x, num_heads)
+    return x.transpose(1, 2).reshape(B, H, L, Dh)
+
+
+def _split_stacked_first_mutant(x, num_heads):
+    return torch.stack(x.chunk(num_heads, dim=-1))  # torch.stack's default dim=0: (H, B, L, Dh)
+
+
+def _split_positions_mutant(x, num_heads):
+    return torch.stack(x.chunk(num_heads, dim=1), dim=1)  # chunks of positions, not features
+
+
 _HEAD_BLOCK = "head i must own the contiguous block of features i*Dh ... (i+1)*Dh - 1"
 
 _SPLIT_MISTAKES = (
@@ -111,18 +132,47 @@ _SPLIT_MISTAKES = (
         f"`x.view(B, L, H, Dh)`; {_HEAD_BLOCK}.",
         (_split_swapped_sizes_mutant, _split_strided_mutant),
     ),
+    Mistake(
+        "the heads were folded into the batch: (B*H, L, Dh)",
+        "Some implementations merge B and H into one batch axis, but this exercise keeps them "
+        "apart: return (B, H, L, Dh), i.e. stop after `x.view(B, L, H, Dh).transpose(1, 2)`.",
+        (_split_folded_mutant,),
+    ),
+    Mistake(
+        "transposed before splitting the features",
+        "`x.transpose(1, 2)` gives (B, D, L); reshaping that to (B, H, L, Dh) cuts the "
+        "feature-major numbers into blocks that mix features and positions. Split the "
+        f"feature axis first, while it is last: `x.view(B, L, H, Dh).transpose(1, 2)`; "
+        f"{_HEAD_BLOCK}.",
+        (_split_transpose_first_mutant,),
+    ),
+    Mistake(
+        "the heads were stacked in front of the batch: (H, B, L, Dh)",
+        "torch.stack puts the new axis first by default (dim=0). The heads go after the "
+        "batch: `torch.stack(x.chunk(H, dim=-1), dim=1)` → (B, H, L, Dh).",
+        (_split_stacked_first_mutant,),
+    ),
+    Mistake(
+        "the positions were split instead of the features",
+        "x is (B, L, D): dim=1 holds the positions and the features are the LAST axis. Each "
+        f"head gets a slice of every position's features: chunk along dim=-1; {_HEAD_BLOCK}.",
+        (_split_positions_mutant,),
+    ),
+)
+
+
+_SPLIT = Checker(
+    "split_heads", _split_cases, multihead.split_heads, _SPLIT_MISTAKES,
+    outputs=("heads",), shapes=("(B, H, L, Dh)",),
+    error_hint="Hint: x is (B, L, D) and Dh = D // num_heads (integer division). View it as "
+               "(B, L, H, Dh), then swap the L and H axes with `.transpose(1, 2)`.",
 )
 
 
 def check_split_heads(fn) -> None:
     """Check ``fn(x, num_heads)`` → ``(B, H, L, Dh)`` for ``x`` ``(B, L, D)``, ``Dh = D // H``,
     where head ``i`` holds features ``i*Dh … (i+1)*Dh - 1``. Prints one line on success."""
-    run_checks(
-        "split_heads", fn, _split_cases(), multihead.split_heads, _SPLIT_MISTAKES,
-        outputs=("heads",), shapes=("(B, H, L, Dh)",),
-        error_hint="Hint: x is (B, L, D) and Dh = D // num_heads (integer division). View it as "
-                   "(B, L, H, Dh), then swap the L and H axes with `.transpose(1, 2)`.",
-    )
+    _SPLIT.check(fn)
 
 
 # --- merge_heads ------------------------------------------------------------------------------
@@ -130,8 +180,12 @@ def check_split_heads(fn) -> None:
 def _merge_cases() -> list[Case]:
     g = torch.Generator().manual_seed(5)
     cases = []
-    for B, H, L, Dh in ((2, 2, 3, 4), (3, 4, 2, 3), (1, 3, 5, 2), (2, 1, 3, 5)):
-        cases.append(Case(f"B={B}, H={H}, L={L}, Dh={Dh}", {"x": randn(g, B, H, L, Dh)}))
+    for B, H, L, Dh, dtype in ((2, 2, 3, 4, torch.float64), (3, 4, 2, 3, torch.float64),
+                               (1, 3, 5, 2, torch.float64), (2, 1, 3, 5, torch.float64),
+                               (2, 3, 4, 2, torch.float32)):
+        note = "float32, " if dtype == torch.float32 else ""
+        cases.append(Case(f"{note}B={B}, H={H}, L={L}, Dh={Dh}",
+                          {"x": randn(g, B, H, L, Dh, dtype=dtype)}))
     return cases
 
 
@@ -151,6 +205,24 @@ def _merge_axes(*axes):
         return x.transpose(*axes).reshape(B, L, H * Dh)
 
     return mutant
+
+
+def _merge_view_mutant(x):
+    B, H, L, Dh = x.shape
+    return x.transpose(1, 2).view(B, L, H * Dh)
+
+
+def _merge_sequence_first_mutant(x):
+    B, H, L, Dh = x.shape
+    return x.permute(2, 0, 1, 3).reshape(L, B, H * Dh)
+
+
+def _merge_flatten_from_1_mutant(x):
+    return x.transpose(1, 2).flatten(1)  # (B, L*H*Dh)
+
+
+def _merge_flatten_before_mutant(x):
+    return x.flatten(2)  # (B, H, L*Dh)
 
 
 def _merge_cat_positions_mutant(x):
@@ -214,19 +286,43 @@ _MERGE_MISTAKES = (
         "weights for each head.",
         (_merge_sum_mutant, _merge_mean_mutant),
     ),
+    Mistake(
+        "used .view on a transposed tensor",
+        "After `.transpose(1, 2)` the numbers are no longer laid out in memory in the new "
+        "order, so `.view` cannot flatten the last two axes. Use `.reshape(B, L, H * Dh)`, "
+        "which copies when it must (or `.contiguous().view(...)`).",
+        (_merge_view_mutant,),
+    ),
+    Mistake(
+        "flattened the wrong axes",
+        "Only the last two axes of the transposed tensor (B, L, H, Dh) are joined: "
+        "`.flatten(2)` or `.reshape(B, L, H * Dh)`. `.flatten(1)` also swallows the "
+        "positions, and flattening before the transpose joins positions with features.",
+        (_merge_flatten_from_1_mutant, _merge_flatten_before_mutant),
+    ),
+    Mistake(
+        "the result is sequence-first: (L, B, H*Dh)",
+        "That is the default layout of torch.nn.MultiheadAttention (batch_first=False). The "
+        "course is batch-first: return (B, L, H*Dh), i.e. `x.transpose(1, 2).reshape(B, L, "
+        "H * Dh)`.",
+        (_merge_sequence_first_mutant,),
+    ),
+)
+
+
+_MERGE = Checker(
+    "merge_heads", _merge_cases, multihead.merge_heads, _MERGE_MISTAKES,
+    outputs=("merged",), shapes=("(B, L, H*Dh)",),
+    error_hint="Hint: x is (B, H, L, Dh). `.transpose(1, 2)` gives (B, L, H, Dh); a "
+               "transposed tensor is not contiguous, so flatten it with `.reshape`, not "
+               "`.view`.",
 )
 
 
 def check_merge_heads(fn) -> None:
     """Check ``fn(x)`` → ``(B, L, H*Dh)`` for ``x`` ``(B, H, L, Dh)``: the concatenation of the
     heads along the features, the inverse of ``split_heads``. Prints one line on success."""
-    run_checks(
-        "merge_heads", fn, _merge_cases(), multihead.merge_heads, _MERGE_MISTAKES,
-        outputs=("merged",), shapes=("(B, L, H*Dh)",),
-        error_hint="Hint: x is (B, H, L, Dh). `.transpose(1, 2)` gives (B, L, H, Dh); a "
-                   "transposed tensor is not contiguous, so flatten it with `.reshape`, not "
-                   "`.view`.",
-    )
+    _MERGE.check(fn)
 
 
 # --- parameter_count --------------------------------------------------------------------------
@@ -282,6 +378,15 @@ def _count_bias_per_head_qkv_mutant(d_model, num_heads, bias):
     return _count(4 * d_model**2 + (3 * num_heads + 1) * d_model * bias)
 
 
+def _count_head_sized_mutant(d_model, num_heads, bias):
+    D, Dh = d_model, d_model // num_heads
+    return _count(3 * num_heads * (Dh * Dh + Dh * bias) + D * D + D * bias)
+
+
+def _count_no_output_bias_mutant(d_model, num_heads, bias):
+    return _count(4 * d_model**2 + 3 * d_model * bias)
+
+
 def _count_one_head_mutant(d_model, num_heads, bias):
     D, Dh = d_model, d_model // num_heads
     return _count(3 * (D * Dh + Dh * bias) + D * D + D * bias)
@@ -326,26 +431,44 @@ _COUNT_MISTAKES = (
         "total for each of them.",
         (_count_one_head_mutant,),
     ),
+    Mistake(
+        "each head's projections were counted as (Dh, Dh)",
+        "A head reads the WHOLE token vector: its W_i^Q, W_i^K and W_i^V map d_model inputs to "
+        "Dh outputs, so each is (D, Dh), not (Dh, Dh). Only the outputs are split among heads.",
+        (_count_head_sized_mutant,),
+    ),
+    Mistake(
+        "the output projection's bias is missing",
+        "W_O is an nn.Linear like the other three: with bias=True it has a bias of size "
+        "d_model too, so there are 4 * d_model biases in all.",
+        (_count_no_output_bias_mutant,),
+    ),
 )
 
 
-def _as_count(result) -> torch.Tensor | None:
+def _as_count(result, inputs) -> torch.Tensor:
     """``result`` as a 0-d int64 tensor if it is an integer (Python, NumPy, or a one-element
-    integer tensor), else None."""
+    integer tensor); otherwise :class:`Reject` it, saying why."""
     if isinstance(result, torch.Tensor):
         if result.numel() == 1 and not result.is_floating_point() and not result.is_complex() \
-                and result.dtype != torch.bool:
+                and result.dtype != torch.bool and result.layout == torch.strided \
+                and not result.is_meta:
             return torch.tensor(int(result.item()))
-        return None
-    if isinstance(result, numbers.Integral) and not isinstance(result, bool):
+    elif isinstance(result, numbers.Integral) and not isinstance(result, bool):
         return torch.tensor(int(result))
-    return None
+    raise Reject(_not_an_int(result))
 
 
-def _not_an_int(result, case: Case) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in case.inputs.items())
-    got = (f"a tensor of shape {tuple(result.shape)} and dtype {result.dtype}"
-           if isinstance(result, torch.Tensor) else f"{type(result).__name__} {result!r}")
+def _not_an_int(result) -> str:
+    if isinstance(result, torch.Tensor):
+        got = f"a tensor of shape {tuple(result.shape)} and dtype {result.dtype}"
+        if result.layout != torch.strided or result.is_meta:
+            got += f" ({'meta' if result.is_meta else result.layout})"
+    else:
+        try:
+            got = f"{type(result).__name__} {result!r}"[:60]
+        except Exception:
+            got = f"an object of type {type(result).__name__}"
     if isinstance(result, float) or (isinstance(result, torch.Tensor)
                                      and result.is_floating_point()):
         tip = ("A number of parameters is a whole number: return an int. In Python `/` always "
@@ -354,29 +477,22 @@ def _not_an_int(result, case: Case) -> str:
         tip = "Did you forget `return`?"
     else:
         tip = "Return the number of parameters as a Python int."
-    return f"❌ parameter_count: it returned {got} for {args}; expected an int.\n{tip}"
+    return f"it returned {got}; expected an int.\n{tip}"
+
+
+_COUNT = Checker(
+    "parameter_count", _count_cases, _count_reference, _COUNT_MISTAKES,
+    outputs=("count",), shapes=("()",), normalise=_as_count,
+    error_hint="Hint: count the weights and biases of the four projections W_Q, W_K, W_V "
+               "and W_O.",
+)
 
 
 def check_parameter_count(fn) -> None:
     """Check ``fn(d_model, num_heads, bias)`` → the number of parameters (an int) of
     ``MultiHeadAttention(d_model, num_heads, bias=bias)`` used for self-attention
     (``kdim = vdim = d_model``). Prints one line on success."""
-    cases = _count_cases()
-    for case in cases:  # a count must be an integer; say so before comparing numbers
-        try:
-            result = fn(*case.inputs.values())
-        except Exception:  # a stub or a bug: run_checks reports it
-            break
-        if _as_count(result) is None:
-            raise AssertionError(_not_an_int(result, case))
+    _COUNT.check(fn)
 
-    def counted(d_model, num_heads, bias):
-        result = fn(d_model, num_heads, bias)
-        return _as_count(result)
 
-    run_checks(
-        "parameter_count", counted, cases, _count_reference, _COUNT_MISTAKES,
-        outputs=("count",), shapes=("()",),
-        error_hint="Hint: count the weights and biases of the four projections W_Q, W_K, W_V "
-                   "and W_O.",
-    )
+CHECKERS = (_SPLIT, _MERGE, _COUNT)

@@ -22,7 +22,13 @@ import torch
 from torch import nn
 
 from attention_course import positional
-from attention_course.exercises._framework import Case, Mistake, randn, run_checks
+from attention_course.exercises._framework import (
+    Case,
+    Checker,
+    Mistake,
+    float32_as_float64,
+    randn,
+)
 from attention_course.masks import causal_mask, padding_mask
 from attention_course.multihead import MultiHeadAttention
 
@@ -95,6 +101,26 @@ def _enc_from_one_mutant(max_len, d_model):
     return _encoding_from(_encoding_angles(d_model), max_len, d_model, start=1)
 
 
+def _enc_transposed_mutant(max_len, d_model):
+    return _encoding_reference(max_len, d_model).T
+
+
+def _enc_one_function(first):
+    def mutant(max_len, d_model):
+        pos = torch.arange(max_len, dtype=torch.float64)[:, None]
+        column = torch.arange(d_model, dtype=torch.float64)[None, :]
+        return first(_encoding_angles(d_model)(pos, column))
+    return mutant
+
+
+def _enc_exponent_zero_mutant(max_len, d_model):  # (2i) // d = 0: every frequency is 1
+    return _encoding_from(_pair_angles(lambda c: 0 * c), max_len, d_model)
+
+
+def _enc_max_len_mutant(max_len, d_model):  # 2i / max_len
+    return _encoding_from(_pair_angles(lambda c: 2 * (c // 2) / max_len), max_len, d_model)
+
+
 _ENCODING_MISTAKES = (
     Mistake("sin and cos are swapped",
             "Even columns 2i hold the sine, odd columns 2i+1 the cosine: PE(pos, 2i) = "
@@ -120,6 +146,33 @@ _ENCODING_MISTAKES = (
             "Positions are counted from 0, as tensor indices are: row 0 is the encoding of the "
             "first token, sin(0) = 0 and cos(0) = 1. Use torch.arange(max_len).",
             (_enc_from_one_mutant,)),
+    Mistake("the encoding is transposed: (d_model, max_len)",
+            "Row pos is the encoding of position pos, so the result is (max_len, d_model): "
+            "one row per position, one column per feature, like the embeddings it is added "
+            "to.", (_enc_transposed_mutant,)),
+    Mistake("the same function fills the even and the odd columns",
+            "Each pair of columns holds one sine and one cosine of the same angle: "
+            "pe[:, 0::2] = sin(angles) and pe[:, 1::2] = cos(angles). A copy-paste slip that "
+            "uses sin (or cos) twice loses that pairing.",
+            (_enc_one_function(torch.sin), _enc_one_function(torch.cos))),
+    Mistake("every pair has the same frequency: the exponent became 0",
+            "The exponent 2i/d is a fraction. Integer division (2 * i // d_model, or "
+            "torch.arange(0, d, 2) // d) rounds it down to 0, so 10000^0 = 1 for every pair. "
+            "Divide with `/` in floating point.", (_enc_exponent_zero_mutant,)),
+    Mistake("max_len used instead of d_model in the exponent",
+            "The frequencies depend on the feature index and the model size only: "
+            "1 / 10000^(2i / d_model). The number of positions max_len plays no part in them.",
+            (_enc_max_len_mutant,)),
+)
+
+
+_ENCODING = Checker(
+    "sinusoidal_encoding", _encoding_cases, _encoding_reference, _ENCODING_MISTAKES,
+    outputs=("pe",), shapes=("(max_len, d_model)",), rtol=1e-5, atol=1e-5,
+    normalise=float32_as_float64,
+    error_hint="Hint: positions torch.arange(max_len)[:, None] (max_len, 1) times frequencies "
+               "10000 ** (-torch.arange(0, d_model, 2) / d_model) (d/2,) broadcast to "
+               "(max_len, d/2) angles; fill pe[:, 0::2] and pe[:, 1::2].",
 )
 
 
@@ -129,38 +182,45 @@ def check_sinusoidal_encoding(fn) -> None:
     float32 and float64 results are both accepted (compared to 1e-5). Prints one line on
     success."""
 
-    def as_float64(max_len, d_model):  # float32 (torch's default) is as good as float64
-        result = fn(max_len, d_model)
-        floating = isinstance(result, torch.Tensor) and result.is_floating_point()
-        return result.double() if floating else result
-
-    run_checks(
-        "sinusoidal_encoding", as_float64, _encoding_cases(), _encoding_reference,
-        _ENCODING_MISTAKES, outputs=("pe",), shapes=("(max_len, d_model)",),
-        rtol=1e-5, atol=1e-5,
-        error_hint="Hint: positions torch.arange(max_len)[:, None] (max_len, 1) times frequencies "
-                   "10000 ** (-torch.arange(0, d_model, 2) / d_model) (d/2,) broadcast to "
-                   "(max_len, d/2) angles; fill pe[:, 0::2] and pe[:, 1::2].",
-    )
+    _ENCODING.check(fn)
 
 
 # --- residual connection and layer normalisation ---------------------------------------------
 
-class _Block:
-    """A sublayer for the test cases: a callable with a readable description (no address)."""
+class _FeedForward(nn.Module):
+    """A position-wise feed-forward sublayer ``relu(h @ W1) @ W2`` for the test cases."""
 
-    def __init__(self, description, fn):
-        self.description, self.fn = description, fn
+    def __init__(self, W1: torch.Tensor, W2: torch.Tensor):
+        super().__init__()
+        self.register_buffer("W1", W1)
+        self.register_buffer("W2", W2)
+        D, F = W1.shape
+        self.description = f"feed-forward relu(h @ W1) @ W2 ({D} → {F} → {D})"
 
-    def __call__(self, h):
-        return self.fn(h)
+    def forward(self, h):
+        return torch.relu(h @ self.W1) @ self.W2
 
     def __repr__(self):
         return self.description
 
 
-def _layer_norm(g, D):
-    norm = nn.LayerNorm(D, dtype=torch.float64)
+class _SelfAttention(nn.Module):
+    """Self-attention as a sublayer: ``mha(h, h, h)[0]``."""
+
+    def __init__(self, mha: MultiHeadAttention, D: int, H: int):
+        super().__init__()
+        self.mha = mha
+        self.description = f"self-attention MultiHeadAttention({D}, {H})"
+
+    def forward(self, h):
+        return self.mha(h, h, h)[0]
+
+    def __repr__(self):
+        return self.description
+
+
+def _layer_norm(g, D, dtype):
+    norm = nn.LayerNorm(D, dtype=dtype)
     with torch.no_grad():  # make the learned scale and shift count (they start at 1 and 0)
         norm.weight.copy_(1 + 0.5 * randn(g, D))
         norm.bias.copy_(0.5 * randn(g, D))
@@ -169,26 +229,28 @@ def _layer_norm(g, D):
 
 def _sublayer_cases() -> list[Case]:
     g = torch.Generator().manual_seed(5)
+    f32 = torch.float32
     cases = []
-    for B, L, D, norm_first in ((2, 3, 4, False), (2, 3, 4, True), (1, 5, 6, True),
-                                (3, 2, 6, False), (2, 4, 8, True), (2, 4, 8, False)):
+    for B, L, D, norm_first, dtype in ((2, 3, 4, False, None), (2, 3, 4, True, None),
+                                       (1, 5, 6, True, None), (3, 2, 6, False, None),
+                                       (2, 4, 8, True, None), (2, 4, 8, False, None),
+                                       (2, 3, 8, False, f32), (3, 2, 6, True, f32)):
+        dtype = dtype or torch.float64
         if D == 8:  # self-attention as the sublayer: it mixes positions
             with torch.random.fork_rng(devices=[]):  # leave the learner's global RNG alone
-                mha = MultiHeadAttention(D, 2).double()
+                mha = MultiHeadAttention(D, 2).to(dtype)
             with torch.no_grad():
                 for p in mha.parameters():
                     p.copy_(randn(g, *p.shape) / D**0.5)
-            mha.requires_grad_(False)
-            block = _Block(f"self-attention MultiHeadAttention({D}, 2)",
-                           lambda h, mha=mha: mha(h, h, h)[0])
+            block = _SelfAttention(mha.requires_grad_(False), D, 2)
         else:  # a position-wise feed-forward network
-            W1, W2 = randn(g, D, 2 * D), randn(g, 2 * D, D) / D
-            block = _Block(f"feed-forward relu(h @ W1) @ W2 ({D} → {2 * D} → {D})",
-                           lambda h, W1=W1, W2=W2: torch.relu(h @ W1) @ W2)
+            block = _FeedForward(randn(g, D, 2 * D, dtype=dtype),
+                                 randn(g, 2 * D, D, dtype=dtype) / D)
         kind = "pre-LN" if norm_first else "post-LN"
-        cases.append(Case(f"{kind}: B={B}, L={L}, D={D}",
-                          {"x": 2 * randn(g, B, L, D) + 1, "block": block,
-                           "norm": _layer_norm(g, D), "norm_first": norm_first}))
+        note = "float32, " if dtype == f32 else ""
+        cases.append(Case(f"{note}{kind}: B={B}, L={L}, D={D}",
+                          {"x": 2 * randn(g, B, L, D, dtype=dtype) + 1, "block": block,
+                           "norm": _layer_norm(g, D, dtype), "norm_first": norm_first}))
     return cases
 
 
@@ -248,6 +310,22 @@ def _sub_twice_after_mutant(x, block, norm, norm_first):
     return norm(norm(x + block(x))) if not norm_first else norm(x + block(norm(x)))
 
 
+def _sub_norm_of_x_mutant(x, block, norm, norm_first):  # LayerNorm(x) + Sublayer(x)
+    return _pre(x, block, norm) if norm_first else norm(x) + block(x)
+
+
+def _sub_no_norm_mutant(x, block, norm, norm_first):
+    return x + block(x)
+
+
+def _plain_norm(h):
+    return nn.functional.layer_norm(h, h.shape[-1:])  # a fresh LayerNorm: scale 1, shift 0
+
+
+def _sub_fresh_norm_mutant(x, block, norm, norm_first):
+    return _sublayer_reference(x, block, _plain_norm, norm_first)
+
+
 _BOTH_FORMULAS = ("norm_first=False is post-LN, LayerNorm(x + Sublayer(x)); norm_first=True is "
                   "pre-LN, x + Sublayer(LayerNorm(x)).")
 
@@ -284,6 +362,26 @@ _SUBLAYER_MISTAKES = (
             "LayerNorm(x + Sublayer(x)), or on the branch's input for pre-LN, "
             "x + Sublayer(LayerNorm(x)); never both.",
             (_sub_twice_mutant, _sub_twice_after_mutant)),
+    Mistake("the LayerNorm is never applied",
+            f"Your result is x + Sublayer(x), a residual connection without normalisation. "
+            f"{_BOTH_FORMULAS}", (_sub_no_norm_mutant,)),
+    Mistake("post-LN computes LayerNorm(x) + Sublayer(x)",
+            "The parentheses matter: post-LN normalises the SUM, LayerNorm(x + Sublayer(x)), "
+            "i.e. `norm(x + block(x))`, not `norm(x) + block(x)`.",
+            (_sub_norm_of_x_mutant,)),
+    Mistake("the LayerNorm's learned scale and shift are not used",
+            "Your result is normalised with weight 1 and bias 0, as a freshly built "
+            "nn.LayerNorm(D) or F.layer_norm without weights gives. Use the `norm` you were "
+            "given, `norm(h)`: its weight and bias are part of the layer.",
+            (_sub_fresh_norm_mutant,)),
+)
+
+
+_SUBLAYER = Checker(
+    "sublayer", _sublayer_cases, _sublayer_reference, _SUBLAYER_MISTAKES,
+    outputs=("output",), shapes=("(B, L, D)",),
+    error_hint="Hint: call the two arguments as functions: block(h) runs the sublayer, "
+               "norm(h) the LayerNorm; both map (B, L, D) to (B, L, D).",
 )
 
 
@@ -292,24 +390,21 @@ def check_sublayer(fn) -> None:
     layer normalisation around ``block`` (a callable ``(B, L, D)`` → ``(B, L, D)``, e.g. a
     feed-forward network or self-attention) with the ``nn.LayerNorm`` ``norm``: post-LN
     ``norm(x + block(x))`` when ``norm_first`` is false, pre-LN ``x + block(norm(x))`` when it
-    is true (no dropout). Prints one line on success."""
-    run_checks(
-        "sublayer", fn, _sublayer_cases(), _sublayer_reference, _SUBLAYER_MISTAKES,
-        outputs=("output",), shapes=("(B, L, D)",),
-        error_hint="Hint: call the two arguments as functions: block(h) runs the sublayer, "
-                   "norm(h) the LayerNorm; both map (B, L, D) to (B, L, D).",
-    )
+    is true (no dropout; float64 and float32). Prints one line on success."""
+    _SUBLAYER.check(fn)
 
 
 # --- the decoder's two masks ------------------------------------------------------------------
 
 def _mask_cases() -> list[Case]:
-    shapes = (([5, 3, 2], [4, 2, 3], 5, 4), ([2, 4], [3, 6], 4, 6),
-              ([3, 1, 4, 2], [4, 2, 5, 3], 4, 5), ([4], [5], 4, 5))
-    return [Case(f"source lengths {src}, target lengths {tgt}: B={len(src)}, S={S}, T={T}",
+    shapes = (([5, 3, 2], [4, 2, 3], 5, 4, ""), ([2, 4], [3, 6], 4, 6, ""),
+              ([3, 1, 4, 2], [4, 2, 5, 3], 4, 5, ""), ([4], [5], 4, 5, ""),
+              ([3, 1], [2, 4], 5, 6, "every sequence padded beyond the longest, "),
+              ([2], [3], 4, 7, "one padded pair, more target than source positions, "))
+    return [Case(f"{note}source lengths {src}, target lengths {tgt}: B={len(src)}, S={S}, T={T}",
                  {"src_lengths": torch.tensor(src), "tgt_lengths": torch.tensor(tgt),
                   "src_len": S, "tgt_len": T})
-            for src, tgt, S, T in shapes]
+            for src, tgt, S, T, note in shapes]
 
 
 def _real(lengths, length, extra=0):
@@ -397,6 +492,35 @@ def _masks_padding_off_by_one_mutant(src_lengths, tgt_lengths, src_len, tgt_len)
             _memory_mask(src_lengths, src_len, tgt_len, extra=1))
 
 
+def _masks_or_mutant(src_lengths, tgt_lengths, src_len, tgt_len):
+    causal = causal_mask(tgt_len)[None]  # (1, T, T)
+    self_mask = causal | _real(tgt_lengths, tgt_len)[:, None, :]  # should be &
+    return self_mask, _memory_mask(src_lengths, src_len, tgt_len)
+
+
+def _masks_longest_mutant(src_lengths, tgt_lengths, src_len, tgt_len):
+    return _masks_reference(src_lengths, tgt_lengths, int(src_lengths.max()),
+                            int(tgt_lengths.max()))
+
+
+def _masks_lengths_swapped(self_from_src: bool, memory_from_tgt: bool):
+    def mutant(src_lengths, tgt_lengths, src_len, tgt_len):
+        self_lengths = src_lengths if self_from_src else tgt_lengths
+        memory_lengths = tgt_lengths if memory_from_tgt else src_lengths
+        return (_self_mask(self_lengths, tgt_len),
+                _memory_mask(memory_lengths, src_len, tgt_len))
+    return mutant
+
+
+def _masks_memory_transposed_mutant(src_lengths, tgt_lengths, src_len, tgt_len):
+    memory_mask = _real(src_lengths, src_len)[:, :, None].expand(-1, src_len, tgt_len)
+    return _self_mask(tgt_lengths, tgt_len), memory_mask  # (B, S, T)
+
+
+def _masks_unbatched_causal_mutant(src_lengths, tgt_lengths, src_len, tgt_len):
+    return causal_mask(tgt_len), _memory_mask(src_lengths, src_len, tgt_len)  # (T, T)
+
+
 def _masks_swapped_mutant(src_lengths, tgt_lengths, src_len, tgt_len):
     self_mask, memory_mask = _masks_reference(src_lengths, tgt_lengths, src_len, tgt_len)
     return memory_mask, self_mask
@@ -432,7 +556,8 @@ _MASK_MISTAKES = (
             "shorter target attend to each other. With padding on the right no real query can "
             "reach them (the causal part sees to that), which is why the course's Transformer "
             "passes only is_causal=True; but the complete mask combines both parts: key s is "
-            "allowed when s <= t and s < tgt_lengths[b].", (_masks_no_target_padding_mutant,)),
+            "allowed when s <= t and s < tgt_lengths[b].",
+            (_masks_no_target_padding_mutant, _masks_unbatched_causal_mutant)),
     Mistake("the cross-attention mask is causal",
             "The causal mask belongs to the decoder's SELF-attention only. The source is known "
             "in full before decoding starts, so every target position may attend to every real "
@@ -445,6 +570,44 @@ _MASK_MISTAKES = (
     Mistake("the padding is off by one",
             "A sequence of length n has real tokens at positions 0, ..., n - 1: key s is real "
             "when s < n, not s <= n.", (_masks_padding_off_by_one_mutant,)),
+    Mistake("the causal and padding parts are combined with | instead of &",
+            "A key is allowed only when BOTH parts allow it: it is in the past (s <= t) AND it "
+            "is a real token. `|` allows it when EITHER does, so queries see the future "
+            "whenever it is real. Combine the masks with `&`.", (_masks_or_mutant,)),
+    Mistake("the masks are only as long as the longest sequence",
+            "The padded lengths are src_len and tgt_len, which can exceed every length in the "
+            "batch. Build the positions with torch.arange(src_len) and torch.arange(tgt_len) "
+            "(or pass max_len to padding_mask), not from lengths.max().",
+            (_masks_longest_mutant,)),
+    Mistake("the source and target lengths are mixed up",
+            "The self-attention mask runs over the TARGET (keys s < tgt_lengths[b]), the "
+            "memory mask over the SOURCE (keys s < src_lengths[b]).",
+            (_masks_lengths_swapped(True, True), _masks_lengths_swapped(True, False),
+             _masks_lengths_swapped(False, True))),
+    Mistake("the memory mask is (B, S, T): source and target axes swapped",
+            "Rows are the decoder's queries (target positions t), columns the keys it attends "
+            "to (source positions s): memory_mask[b, t, s] has shape (B, T, S), e.g. "
+            "`src_real[:, None, :].expand(-1, tgt_len, -1)`.",
+            (_masks_memory_transposed_mutant,)),
+)
+
+
+def _expand_memory_mask(result, inputs):
+    """A memory mask of shape (B, 1, S) is as good as (B, T, S): expand it."""
+    B, S, T = len(inputs["src_lengths"]), inputs["src_len"], inputs["tgt_len"]
+    if (isinstance(result, (tuple, list)) and len(result) == 2
+            and isinstance(result[1], torch.Tensor) and result[1].shape == (B, 1, S)):
+        return result[0], result[1].expand(-1, T, -1)
+    return result
+
+
+_MASKS = Checker(
+    "decoder_masks", _mask_cases, _masks_reference, _MASK_MISTAKES,
+    outputs=("self_mask", "memory_mask"), shapes=("(B, T, T)", "(B, T, S)"),
+    normalise=_expand_memory_mask,
+    error_hint="Hint: build the causal part (T, T) and the padding parts (B, T) and (B, S) "
+               "separately, then combine them after indexing them to (1, T, T), (B, 1, T) "
+               "and (B, 1, S).",
 )
 
 
@@ -453,21 +616,10 @@ def check_decoder_masks(fn) -> None:
     the boolean masks of a decoder layer (``True`` = may attend; ``B`` sequences, ``S =
     src_len``, ``T = tgt_len``): ``self_mask[b, t, s]`` ``(B, T, T)`` is True when ``s <= t``
     and ``s < tgt_lengths[b]``; ``memory_mask[b, t, s]`` ``(B, T, S)`` is True when
-    ``s < src_lengths[b]`` (a memory mask of shape ``(B, 1, S)`` is accepted too). Prints one
-    line on success."""
+    ``s < src_lengths[b]`` (a memory mask of shape ``(B, 1, S)`` is accepted too). The padded
+    lengths may exceed every sequence's length. Prints one line on success."""
 
-    def expanded(src_lengths, tgt_lengths, src_len, tgt_len):  # (B, 1, S) is as good
-        result = fn(src_lengths, tgt_lengths, src_len, tgt_len)
-        if (isinstance(result, (tuple, list)) and len(result) == 2
-                and isinstance(result[1], torch.Tensor)
-                and result[1].shape == (len(src_lengths), 1, src_len)):
-            return result[0], result[1].expand(-1, tgt_len, -1)
-        return result
+    _MASKS.check(fn)
 
-    run_checks(
-        "decoder_masks", expanded, _mask_cases(), _masks_reference, _MASK_MISTAKES,
-        outputs=("self_mask", "memory_mask"), shapes=("(B, T, T)", "(B, T, S)"),
-        error_hint="Hint: build the causal part (T, T) and the padding parts (B, T) and (B, S) "
-                   "separately, then combine them after indexing them to (1, T, T), (B, 1, T) "
-                   "and (B, 1, S).",
-    )
+
+CHECKERS = (_ENCODING, _SUBLAYER, _MASKS)
