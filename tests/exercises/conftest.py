@@ -9,13 +9,23 @@ from tests.exercises.registry import exercises, fn_id
 MAX_LINE = 88  # checker messages are shown in the book
 
 
+def has_mutable_inputs(ex) -> bool:
+    """Whether the exercise hands the learner tensors or modules (which they could modify)."""
+    return any(isinstance(v, (torch.Tensor, torch.nn.Module))
+               for v in ex.checker.cases()[0].inputs.values())
+
+
 def pytest_generate_tests(metafunc):
-    """Parametrise ``exercise`` and, below it, ``solution`` or ``mutant, phrase``."""
+    """Parametrise ``exercise`` and, below it, ``solution`` or ``mutant, phrase``. Tests marked
+    ``mutable_inputs`` run only for exercises whose inputs are tensors or modules."""
     names = metafunc.fixturenames
     if "exercise" not in names:
         return
     rows, ids = [], []
+    only_mutable = metafunc.definition.get_closest_marker("mutable_inputs") is not None
     for ex in exercises():
+        if only_mutable and not has_mutable_inputs(ex):
+            continue
         if "solution" in names:
             rows += [(ex, s) for s in ex.solutions]
             ids += [f"{ex.name}-{fn_id(s)}" for s in ex.solutions]
