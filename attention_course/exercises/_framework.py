@@ -401,7 +401,7 @@ class Checker:
         for i, case in enumerate(cases):
             raw, moved = _call(fn, case)
             if i == 0 and isinstance(raw, _Raised) and isinstance(raw.error, NotImplementedError):
-                print(f"⏳ {name}: not attempted yet — replace `raise NotImplementedError` with "
+                print(f"⏳ {name}: not attempted yet.\nReplace `raise NotImplementedError` with "
                       f"your code, then re-run this cell.")
                 return None
             learner.append(self.outcome(raw, case))

@@ -38,10 +38,12 @@ def test_the_checkers_own_reference_passes(exercise, capsys):
 
 def test_stub_prints_the_notice_and_does_not_raise(exercise, capsys):
     assert exercise.check(stub) is None
-    assert capsys.readouterr().out == (
-        f"⏳ {exercise.name}: not attempted yet — replace `raise NotImplementedError` with your "
+    out = capsys.readouterr().out
+    assert out == (
+        f"⏳ {exercise.name}: not attempted yet.\nReplace `raise NotImplementedError` with your "
         f"code, then re-run this cell.\n"
     )
+    assert max(len(line) for line in out.splitlines()) <= 80
 
 
 def _named(exercise, message: str):
