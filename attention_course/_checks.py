@@ -118,12 +118,17 @@ def check_like_module(name: str, x: torch.Tensor, param: torch.Tensor) -> None:
 
 
 def check_mask(mask, scores_shape: torch.Size, name: str = "mask", *,
-               device: torch.device | None = None) -> None:
+               device: torch.device | None = None, device_of: str = "query") -> None:
     """Check a boolean attention mask against scores of shape ``(..., Lq, Lk)``.
 
     The mask must be boolean, have at most as many dimensions as the scores, end in ``Lk``
     exactly, and every other dimension must be 1 or equal the scores' (no silent broadcasting
-    to a bigger output). With ``device``, it must also be on that device (the scores').
+    to a bigger output). With ``device``, it must also be on that device (the device of the
+    argument named ``device_of``).
+
+    One ambiguity remains: a ``(B, Lk)`` key-padding mask (missing its query axis) against
+    ``(B, Lq, Lk)`` scores is refused unless ``B == Lq``, when it is indistinguishable from an
+    ``(Lq, Lk)`` mask and is read as one. Masks without a query axis should be ``(B, 1, Lk)``.
     """
     check_tensor(name, mask)
     if mask.dtype != torch.bool:
@@ -143,7 +148,7 @@ def check_mask(mask, scores_shape: torch.Size, name: str = "mask", *,
             f"dimension equal to 1 or to the scores' size"
         )
     if device is not None:
-        check_same_device(name, mask, "the attention inputs", device)
+        check_same_device(name, mask, device_of, device)
 
 
 def check_tokens(name: str, tokens, vocab_size: int, *, ndim: int = 2) -> None:
@@ -151,9 +156,10 @@ def check_tokens(name: str, tokens, vocab_size: int, *, ndim: int = 2) -> None:
     check_tensor(name, tokens, ndim=ndim, integer=True)
     if not tokens.numel() or tokens.device.type == "meta":  # nothing to check, or no values
         return
-    if int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size:
+    low, high = (int(t) for t in torch.aminmax(tokens))
+    if low < 0 or high >= vocab_size:
         raise ValueError(
-            f"{name} has token ids in [{int(tokens.min())}, {int(tokens.max())}]; expected ids in "
+            f"{name} has token ids in [{low}, {high}]; expected ids in "
             f"[0, {vocab_size - 1}] (the vocabulary has {vocab_size} tokens)"
         )
 

@@ -178,7 +178,7 @@ class AdditiveScore(nn.Module):
         A decoder scores a new query against the same encoder outputs at every step; the
         returned ``score(query, key)`` must be called with this very ``key`` tensor.
         """
-        _check_query_key(key, key)
+        check_tensor("key", key, min_ndim=2, floating=True)
         if key.shape[-1] != self.W_k.in_features:
             raise ValueError(f"key must have shape (..., Lk, {self.W_k.in_features}) "
                              f"(key_dim={self.W_k.in_features}), got {tuple(key.shape)}")
@@ -219,7 +219,7 @@ def masked_softmax(
         return torch.softmax(scores, dim=dim)
     if dim not in (-1, scores.dim() - 1):
         raise ValueError(f"masked_softmax normalises over the last (key) dimension, got dim={dim}")
-    check_mask(mask, scores.shape, device=scores.device)
+    check_mask(mask, scores.shape, device=scores.device, device_of="scores")
     return _masked_softmax(scores, mask)
 
 
@@ -242,7 +242,8 @@ def zero_fully_masked_rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.
     check_tensor("x", x, min_ndim=1)
     if mask is not None:
         check_tensor("mask", mask, min_ndim=1)
-        check_mask(mask, torch.Size((*x.shape[:-1], mask.shape[-1])), device=x.device)
+        check_mask(mask, torch.Size((*x.shape[:-1], mask.shape[-1])), device=x.device,
+                   device_of="x")
     return _zero_fully_masked_rows(x, mask)
 
 

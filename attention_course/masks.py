@@ -134,8 +134,9 @@ def attention_mask(
     """``mask`` combined with the bottom-right :func:`causal_mask` when ``is_causal``.
 
     The one place where ``is_causal`` becomes a mask: every attention kernel of the course
-    calls it (unchecked, on arguments its caller checked). Returns ``None`` when nothing is
-    masked. ``mask`` is ``(..., Lq or 1, Lk)``; ``device`` defaults to the mask's.
+    goes through it (through its unchecked twin, on arguments its caller has checked).
+    Returns ``None`` when nothing is masked. ``mask`` is boolean ``(..., Lq or 1, Lk)``;
+    ``device`` defaults to the mask's.
     """
     check_int("query_len", query_len, minimum=0)
     check_int("key_len", key_len, minimum=0)
@@ -144,7 +145,8 @@ def attention_mask(
     if mask is not None:
         check_tensor("mask", mask, min_ndim=1)
         device = mask.device if device is None else torch.device(device)
-        check_mask(mask, torch.Size((*mask.shape[:-2], query_len, key_len)), device=device)
+        check_mask(mask, torch.Size((*mask.shape[:-2], query_len, key_len)), device=device,
+                   device_of="the device argument")
     return _attention_mask(mask, query_len, key_len, is_causal=is_causal, device=device)
 
 

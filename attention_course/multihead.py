@@ -71,10 +71,10 @@ def check_head_mask(name: str, mask, B: int, H: int, Lq: int, Lk: int, *,
         return None
     check_tensor(name, mask)
     if mask.dim() == 3:  # (B, Lq or 1, Lk): the same for every head
-        check_mask(mask, torch.Size((B, Lq, Lk)), name, device=device)
+        check_mask(mask, torch.Size((B, Lq, Lk)), name, device=device, device_of="the inputs")
         return mask[:, None]
     if mask.dim() in (2, 4):
-        check_mask(mask, torch.Size((B, H, Lq, Lk)), name, device=device)
+        check_mask(mask, torch.Size((B, H, Lq, Lk)), name, device=device, device_of="the inputs")
         return mask
     raise ValueError(f"{name} must have 2, 3 or 4 dimensions ((Lq, Lk), (B, Lq or 1, Lk) or "
                      f"(B or 1, H or 1, Lq or 1, Lk)), got shape {tuple(mask.shape)}")
@@ -152,24 +152,40 @@ class MultiHeadAttention(nn.Module):
                              f"must share B and Lk: expected {v_name} of shape "
                              f"({key.shape[0]}, {key.shape[1]}, {self.vdim})")
 
-    def project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor):
+    def project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
+                checked: bool = False):
         """Per-head queries, keys, values: ``(B, H, Lq, Dh)``, ``(B, H, Lk, Dh)`` ×2.
 
-        ``query`` ``(B, Lq, D)``, ``key`` ``(B, Lk, kdim)``, ``value`` ``(B, Lk, vdim)``,
-        checked like :meth:`forward`'s."""
-        self._check_sequences(query, key, value, ("query", "key", "value"))
-        return self._project(query, key, value)
-
-    def _project(self, query, key, value):
+        ``query`` ``(B, Lq, D)``, ``key`` ``(B, Lk, kdim)``, ``value`` ``(B, Lk, vdim)`` are
+        checked as :meth:`forward` checks them, unless ``checked=True`` (a caller that already
+        ran :meth:`check_inputs`: ``forward`` and the Transformer layers)."""
+        if checked is not True:
+            self._check_sequences(query, key, value, ("query", "key", "value"))
         q = split_heads(self.W_Q(query), self.num_heads)  # (B, H, Lq, Dh)
         k = split_heads(self.W_K(key), self.num_heads)  # (B, H, Lk, Dh)
         v = split_heads(self.W_V(value), self.num_heads)  # (B, H, Lk, Dh)
         return q, k, v
 
-    def attend(self, q, k, v, mask=None, *, is_causal=False, need_weights=False):
+    def attend(self, q, k, v, mask=None, *, is_causal=False, need_weights=False,
+               checked=False):
         """Run the kernel on per-head ``q`` ``(B, H, Lq, Dh)``, ``k``, ``v`` ``(B, H, Lk, Dh)``
         (as :meth:`project` returns them) and merge: → ``(output (B, Lq, D), weights
-        (B, H, Lq, Lk) or None)``. ``mask`` takes the shapes :meth:`forward` accepts."""
+        (B, H, Lq, Lk) or None)``. ``mask`` takes the shapes :meth:`forward` accepts; the
+        arguments are checked unless ``checked=True`` (then ``mask`` is as :meth:`check_inputs`
+        returns it)."""
+        if checked is not True:
+            mask = self._check_heads(q, k, v, mask, is_causal, need_weights)
+        kernel = select_kernel(self.attention_fn, need_weights)
+        p = self.dropout if self.training else 0.0
+        heads, weights = kernel(q, k, v, mask, is_causal=is_causal, dropout_p=p)  # (B,H,Lq,Dh)
+        if need_weights and weights is None:
+            name = getattr(kernel, "__name__", repr(kernel))
+            raise ValueError(f"need_weights=True but attention_fn {name} returns no weights; "
+                             f"use a kernel that does (e.g. reference_attention)")
+        return self.W_O(merge_heads(heads)), (weights if need_weights else None)  # (B, Lq, D)
+
+    def _check_heads(self, q, k, v, mask, is_causal, need_weights):
+        """:meth:`attend`'s checks; returns the mask as ``(B|1, H|1, Lq|1, Lk)``."""
         H, Dh = self.num_heads, self.head_dim
         for name, x in (("q", q), ("k", k), ("v", v)):
             check_tensor(name, x, ndim=4, floating=True)
@@ -183,19 +199,7 @@ class MultiHeadAttention(nn.Module):
         check_bool("is_causal", is_causal)
         check_bool("need_weights", need_weights)
         B, Lq, Lk = q.shape[0], q.shape[2], k.shape[2]
-        mask = check_head_mask("mask", mask, B, H, Lq, Lk, device=q.device)
-        return self._attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights)
-
-    def _attend(self, q, k, v, mask=None, *, is_causal=False, need_weights=False):
-        """:meth:`attend` on checked arguments, ``mask`` ``(B|1, H|1, Lq|1, Lk)``."""
-        kernel = select_kernel(self.attention_fn, need_weights)
-        p = self.dropout if self.training else 0.0
-        heads, weights = kernel(q, k, v, mask, is_causal=is_causal, dropout_p=p)  # (B,H,Lq,Dh)
-        if need_weights and weights is None:
-            name = getattr(kernel, "__name__", repr(kernel))
-            raise ValueError(f"need_weights=True but attention_fn {name} returns no weights; "
-                             f"use a kernel that does (e.g. reference_attention)")
-        return self.W_O(merge_heads(heads)), (weights if need_weights else None)  # (B, Lq, D)
+        return check_head_mask("mask", mask, B, H, Lq, Lk, device=q.device)
 
     def forward(
         self,
@@ -217,8 +221,9 @@ class MultiHeadAttention(nn.Module):
         """
         mask = self.check_inputs(query, key, value, mask, is_causal=is_causal,
                                  need_weights=need_weights)
-        q, k, v = self._project(query, key, value)  # (B, H, Lq, Dh), (B, H, Lk, Dh) x 2
-        return self._attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights)
+        q, k, v = self.project(query, key, value, checked=True)  # (B, H, L, Dh) each
+        return self.attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights,
+                           checked=True)
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> MultiHeadAttention:

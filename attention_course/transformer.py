@@ -91,8 +91,9 @@ class _Layer(nn.Module):
     @staticmethod
     def _attend(attn, query, memory, mask, is_causal, need_weights):
         """``attn`` on checked arguments → ``(output (B, Lq, D), weights or None)``."""
-        q, k, v = attn._project(query, memory, memory)  # (B, H, L, Dh) each
-        return attn._attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights)
+        q, k, v = attn.project(query, memory, memory, checked=True)  # (B, H, L, Dh) each
+        return attn.attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights,
+                           checked=True)
 
     def _copy_common(self, m, num_norms):
         with torch.no_grad():

@@ -14,6 +14,7 @@ from attention_course.attention import (
     masked_softmax,
     scaled_dot_product_attention,
     scaled_dot_product_score,
+    zero_fully_masked_rows,
 )
 from attention_course.masks import causal_mask, padding_mask
 
@@ -249,3 +250,149 @@ def test_additive_with_keys_equals_the_plain_score_and_guards_its_key():
     assert torch.allclose(score(q, k), module(q, k), rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="different key"):
         score(q, k.clone())
+
+
+# ---------------------------------------------------------------- robustness: hostile input
+# Each entry: the call, the exception, and phrases the message must contain (the argument's
+# name as the caller wrote it, and what was expected). "was: ..." notes what happened before
+# the argument was checked.
+
+Q, K, V = rand(2, 3, 4, seed=1), rand(2, 5, 4, seed=2), rand(2, 5, 6, seed=3)
+SCORES = rand(2, 3, 5, seed=4)
+META_MASK = torch.ones(2, 3, 5, dtype=torch.bool, device="meta")
+
+
+def additive_module():
+    torch.manual_seed(0)
+    return AdditiveScore(4, 4, 8).double()
+
+
+def with_keys_wrong_query():
+    key = K.clone()
+    return additive_module().with_keys(key)(rand(2, 3, 5), key)
+
+
+ROBUSTNESS = [
+    # was: a meta "result" (silent)
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V.to("meta")), ValueError,
+                 ["value", "meta", "key"], id="sdpa-value-other-device"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V, is_causal="False"), TypeError,
+                 ["is_causal", "bool", "'False'"], id="sdpa-is_causal-str"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V, is_causal=1), TypeError,
+                 ["is_causal", "bool"], id="sdpa-is_causal-int"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V, scale=float("nan")), ValueError,
+                 ["scale", "finite"], id="sdpa-scale-nan"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V, scale=0.0), ValueError,
+                 ["scale", "> 0"], id="sdpa-scale-zero"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V, scale=True), TypeError,
+                 ["scale", "number", "bool"], id="sdpa-scale-bool"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V, dropout_p="0.1"), TypeError,
+                 ["dropout_p", "number", "str"], id="sdpa-dropout-str"),
+    pytest.param(lambda: scaled_dot_product_attention(Q.to(torch.complex128), K, V), TypeError,
+                 ["query", "floating", "complex128"], id="sdpa-complex-query"),
+    pytest.param(lambda: scaled_dot_product_attention(Q.to_sparse(), K, V), TypeError,
+                 ["query", "dense"], id="sdpa-sparse-query"),
+    pytest.param(lambda: scaled_dot_product_attention(Q.numpy(), K, V), TypeError,
+                 ["query", "torch.Tensor", "ndarray"], id="sdpa-numpy-query"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K.half(), V), TypeError,
+                 ["key", "float16", "float64"], id="sdpa-mixed-dtypes"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V, META_MASK), ValueError,
+                 ["mask", "meta", "query"], id="sdpa-mask-other-device"),
+    pytest.param(lambda: scaled_dot_product_attention(
+        Q, K, V, torch.ones(2, 3, 5, dtype=torch.uint8)), TypeError,
+        ["mask", "boolean", "uint8"], id="sdpa-uint8-mask"),
+    pytest.param(lambda: scaled_dot_product_attention(Q, K, V, torch.tensor(True)), ValueError,
+                 ["mask", "()"], id="sdpa-0d-mask"),
+    pytest.param(lambda: scaled_dot_product_attention(
+        Q, K, V, torch.ones(4, 3, 5, dtype=torch.bool)), ValueError,
+        ["mask", "(4, 3, 5)"], id="sdpa-mask-bigger-batch"),
+    # was: "Tensor on device cpu is not on the expected device meta!"
+    pytest.param(lambda: masked_softmax(SCORES.to("meta"), torch.ones(2, 3, 5, dtype=torch.bool)),
+                 ValueError, ["mask", "scores", "meta"], id="masked_softmax-devices"),
+    pytest.param(lambda: masked_softmax(SCORES, dim=True), TypeError, ["dim", "bool"],
+                 id="masked_softmax-dim-bool"),
+    # was: a float mask silently used as ~mask (bitwise not of floats fails later or not at all)
+    pytest.param(lambda: zero_fully_masked_rows(SCORES, torch.ones(2, 3, 5)), TypeError,
+                 ["mask", "boolean", "float32"], id="zero_rows-float-mask"),
+    # was: "The size of tensor a (4) must match the size of tensor b (3)"
+    pytest.param(lambda: zero_fully_masked_rows(SCORES, torch.zeros(2, 4, 5, dtype=torch.bool)),
+                 ValueError, ["mask", "(2, 4, 5)"], id="zero_rows-mask-rows"),
+    pytest.param(lambda: zero_fully_masked_rows(SCORES.tolist(), None), TypeError,
+                 ["x", "torch.Tensor", "list"], id="zero_rows-list"),
+    pytest.param(lambda: attention(Q, K, V, score="dot"), TypeError,
+                 ["score", "function", "str"], id="attention-score-str"),
+    # was: "expected scalar type Float but found Double" from the matmul
+    pytest.param(lambda: attention(Q, K, V, score=lambda q, k: (q @ k.transpose(-2, -1)).float()),
+                 TypeError, ["score", "float32", "float64"], id="attention-score-dtype"),
+    pytest.param(lambda: attention(Q, K, V.to("meta")), ValueError, ["value", "meta"],
+                 id="attention-value-other-device"),
+    pytest.param(lambda: attention(Q, K, V, mask=META_MASK), ValueError, ["mask", "meta"],
+                 id="attention-mask-other-device"),
+    # was: silent (meta weight with cpu inputs)
+    pytest.param(lambda: additive_score(Q, K, rand(7, 4), rand(7, 4).to("meta"), rand(7)),
+                 ValueError, ["W_k", "meta", "query"], id="additive-weight-other-device"),
+    # was: "W_q must have shape (A, Dq=5)": the caller passed no W_q
+    pytest.param(lambda: additive_module()(rand(2, 3, 5), K), ValueError,
+                 ["query", "query_dim=4", "(2, 3, 5)"], id="AdditiveScore-query-size"),
+    pytest.param(lambda: additive_module()(Q.float(), K.float()), TypeError,
+                 ["query", "float32", "float64"], id="AdditiveScore-dtype"),
+    # was: "mat1 and mat2 shapes cannot be multiplied (10x3 and 4x8)"
+    pytest.param(lambda: additive_module().with_keys(rand(2, 5, 3)), ValueError,
+                 ["key", "key_dim=4", "(2, 5, 3)"], id="with_keys-key-size"),
+    pytest.param(lambda: additive_module().with_keys(K.tolist()), TypeError,
+                 ["key", "torch.Tensor", "list"], id="with_keys-list"),
+    pytest.param(lambda: additive_module().with_keys(K.float()), TypeError,
+                 ["key", "float32", "float64"], id="with_keys-dtype"),
+    pytest.param(with_keys_wrong_query, ValueError, ["query", "query_dim=4"],
+                 id="with_keys-score-query-size"),
+    pytest.param(lambda: AdditiveScore(True, 4, 8), TypeError, ["query_dim", "bool"],
+                 id="AdditiveScore-bool-size"),
+]
+
+
+@pytest.mark.parametrize("call, error, words", ROBUSTNESS)
+def test_hostile_input_gets_a_clear_error_naming_the_argument(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+def test_additive_score_module_errors_name_the_callers_arguments_not_weights():
+    for call in (lambda: additive_module()(rand(2, 3, 5), K),
+                 lambda: additive_module()(Q.float(), K.float())):
+        with pytest.raises((TypeError, ValueError)) as info:
+            call()
+        assert "W_q" not in str(info.value) and "W_k" not in str(info.value)
+
+
+def test_non_contiguous_inputs_give_the_same_result():
+    q = Q.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
+    k = K.transpose(-2, -1).contiguous().transpose(-2, -1)
+    v = V.transpose(-2, -1).contiguous().transpose(-2, -1)
+    mask = torch.rand(2, 5, 3, generator=torch.Generator().manual_seed(0)) > 0.3
+    assert not (q.is_contiguous() or k.is_contiguous() or v.is_contiguous())
+    assert not mask.transpose(-2, -1).is_contiguous()
+    out, w = scaled_dot_product_attention(q, k, v, mask.transpose(-2, -1), is_causal=True)
+    ref, w_ref = scaled_dot_product_attention(Q, K, V, mask.transpose(-2, -1).contiguous(),
+                                              is_causal=True)
+    assert torch.equal(out, ref) and torch.equal(w, w_ref)
+    assert torch.equal(masked_softmax(SCORES.transpose(0, 1)),
+                       masked_softmax(SCORES.transpose(0, 1).contiguous()))
+
+
+def test_float16_scores_beyond_its_range_stay_finite_as_in_torch():
+    # Scaled by 64**-0.25 on both sides, 100 * 100 * 64 / 8 = 80000 still exceeds float16's
+    # 65504: the reference computes half-precision scores in float32, as torch's kernels do.
+    q = torch.full((1, 2, 64), 100.0, dtype=torch.float16)
+    k = torch.full((1, 3, 64), 100.0, dtype=torch.float16)
+    k[0, 1] = -100.0
+    v = rand(1, 3, 2, seed=1).half()
+    theirs = F.scaled_dot_product_attention(q, k, v)
+    out, weights = scaled_dot_product_attention(q, k, v)
+    assert theirs.isfinite().all() and out.isfinite().all()
+    assert out.dtype == weights.dtype == torch.float16
+    assert torch.allclose(out.float(), theirs.float(), atol=1e-3)
+    assert weights[0, :, 1].eq(0).all()  # the opposite key gets no weight
+    bf = scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())[0]
+    assert bf.isfinite().all()

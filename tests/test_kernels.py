@@ -188,3 +188,65 @@ def test_the_checked_fused_entry_point_names_the_argument(call, error, words):
         call(q, k, v)
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+# ---------------------------------------------------------------- robustness: hostile input
+
+Q, K, V = rand(2, 3, 4, seed=1), rand(2, 5, 4, seed=2), rand(2, 5, 6, seed=3)
+
+ROBUSTNESS = [
+    # was: "Expected query, key, and value to have the same device type" from inside torch
+    pytest.param(lambda: fused_attention(Q, K, V.to("meta")), ValueError,
+                 ["value", "meta", "key"], id="fused-value-other-device"),
+    pytest.param(lambda: fused_attention(Q, K, V, torch.ones(2, 3, 5, dtype=torch.bool,
+                                                             device="meta")),
+                 ValueError, ["mask", "meta"], id="fused-mask-other-device"),
+    pytest.param(lambda: fused_attention(Q, K, V, is_causal=None), TypeError,
+                 ["is_causal", "bool", "None"], id="fused-is_causal-None"),
+    pytest.param(lambda: fused_attention(Q, K, V, torch.ones(2, 5, dtype=torch.bool)),
+                 ValueError, ["mask", "(2, 5)", "Lq or 1"], id="fused-(B,Lk)-mask"),
+    pytest.param(lambda: fused_attention(Q, K.half(), V), TypeError, ["key", "float16"],
+                 id="fused-mixed-dtypes"),
+    pytest.param(lambda: fused_attention(Q.long(), K.long(), V.long()), TypeError,
+                 ["query", "floating", "int64"], id="fused-int-inputs"),
+    # was: "False" is truthy, so select_kernel silently read it as need_weights=True
+    pytest.param(lambda: select_kernel(None, "False"), TypeError, ["need_weights", "bool"],
+                 id="select_kernel-need_weights-str"),
+    pytest.param(lambda: select_kernel("reference", True), TypeError,
+                 ["attention_fn", "function", "str"], id="select_kernel-attention_fn-str"),
+]
+
+
+@pytest.mark.parametrize("call, error, words", ROBUSTNESS)
+def test_hostile_input_gets_a_clear_error_naming_the_argument(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+@pytest.mark.parametrize("name", EXACT_KERNELS)
+def test_non_contiguous_inputs_give_the_same_result(name):
+    q = Q.transpose(0, 1).contiguous().transpose(0, 1)
+    k = K.transpose(-2, -1).contiguous().transpose(-2, -1)
+    v = V.transpose(-2, -1).contiguous().transpose(-2, -1)
+    mask = key_padding_mask(torch.tensor([5, 2]), 5).transpose(-2, -1).contiguous()
+    mask = mask.transpose(-2, -1)  # (B, 1, Lk) with other strides
+    assert not (q.is_contiguous() or k.is_contiguous() or v.is_contiguous())
+    for is_causal in (False, True):
+        out, _ = EXACT_KERNELS[name](q, k, v, mask, is_causal=is_causal)
+        ref, _ = EXACT_KERNELS[name](Q, K, V, mask.contiguous(), is_causal=is_causal)
+        assert torch.allclose(out, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", EXACT_KERNELS)
+def test_float16_scores_beyond_float16s_range_match_torch(name):
+    # 100 * 100 * 64 / sqrt(64) = 80000 > 65504 even after scaling both sides by 64**-0.25
+    q = torch.full((1, 2, 2, 64), 100.0, dtype=torch.float16)
+    k = torch.full((1, 2, 3, 64), 100.0, dtype=torch.float16)
+    v = rand(1, 2, 3, 5, seed=1).half()
+    theirs = F.scaled_dot_product_attention(q, k, v)
+    out, _ = EXACT_KERNELS[name](q, k, v, is_causal=True)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(2, 3))
+    assert theirs.isfinite().all() and out.isfinite().all()
+    assert torch.allclose(out.float(), ref.float(), atol=1e-3)

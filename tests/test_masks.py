@@ -5,8 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from attention_course.masks import (
+    attention_mask,
     causal_mask,
+    combine_masks,
     from_torch_mask,
+    key_padding_mask,
     local_mask,
     padding_mask,
     to_torch_mask,
@@ -85,3 +88,72 @@ def test_local_mask():
     assert torch.equal(local_mask(6, 5), causal_mask(6))  # a window this wide is full attention
     with pytest.raises(ValueError, match="window"):
         local_mask(4, -1)
+
+
+# ---------------------------------------------------------------- robustness: hostile input
+
+CM = causal_mask(3)
+
+ROBUSTNESS = [
+    # was: silent -- "False" is truthy, so the mask was causal
+    pytest.param(lambda: local_mask(4, 1, causal="False"), TypeError, ["causal", "bool"],
+                 id="local_mask-causal-str"),
+    pytest.param(lambda: local_mask(4, 1, causal=0), TypeError, ["causal", "bool"],
+                 id="local_mask-causal-int"),
+    pytest.param(lambda: local_mask(4, True), TypeError, ["window", "bool"],
+                 id="local_mask-window-bool"),
+    # was: "Expected one of cpu, cuda, ... device type at start of device string: nope"
+    pytest.param(lambda: causal_mask(3, device="nope"), ValueError, ["device", "'nope'"],
+                 id="causal_mask-device-str"),
+    pytest.param(lambda: causal_mask(3, device=3.5), TypeError, ["device", "float"],
+                 id="causal_mask-device-float"),
+    pytest.param(lambda: local_mask(3, 1, device="nope"), ValueError, ["device", "'nope'"],
+                 id="local_mask-device-str"),
+    # was: silent -- a causal mask for is_causal="False"
+    pytest.param(lambda: attention_mask(None, 3, 3, is_causal="False"), TypeError,
+                 ["is_causal", "bool"], id="attention_mask-is_causal-str"),
+    # was: silent -- None
+    pytest.param(lambda: attention_mask(None, -1, 3, is_causal=False), ValueError,
+                 ["query_len", ">= 0", "-1"], id="attention_mask-negative-length"),
+    # was: "The size of tensor a (3) must match the size of tensor b (4)"
+    pytest.param(lambda: attention_mask(CM, 3, 4, is_causal=True), ValueError,
+                 ["mask", "(3, 3)", "Lk=4"], id="attention_mask-mask-wrong-Lk"),
+    pytest.param(lambda: attention_mask(torch.ones(3, 3), 3, 3, is_causal=False), TypeError,
+                 ["mask", "boolean", "float32"], id="attention_mask-float-mask"),
+    # was: "The size of tensor a (3) must match the size of tensor b (4)"
+    pytest.param(lambda: combine_masks(CM, torch.ones(4, 4, dtype=torch.bool)), ValueError,
+                 ["masks[1]", "(4, 4)", "(3, 3)"], id="combine_masks-shapes"),
+    pytest.param(lambda: combine_masks(CM, CM.to("meta")), ValueError,
+                 ["masks[1]", "meta", "masks[0]"], id="combine_masks-devices"),
+    pytest.param(lambda: combine_masks(CM, [[True]]), TypeError,
+                 ["masks[1]", "torch.Tensor", "list"], id="combine_masks-list"),
+    # was: "Tensor.item() cannot be called on meta tensors"
+    pytest.param(lambda: padding_mask(torch.tensor([2, 3]).to("meta")), ValueError,
+                 ["lengths", "meta", "max_len"], id="padding_mask-meta-without-max_len"),
+    pytest.param(lambda: padding_mask(torch.tensor([2, 3]), True), TypeError,
+                 ["max_len", "bool"], id="padding_mask-max_len-bool"),
+    pytest.param(lambda: key_padding_mask(torch.tensor([2, 3]).numpy()), TypeError,
+                 ["lengths", "torch.Tensor", "ndarray"], id="key_padding_mask-numpy"),
+    pytest.param(lambda: from_torch_mask(torch.tensor([0.0, float("nan")])), ValueError,
+                 ["torch_mask", "0 and -inf"], id="from_torch_mask-nan"),
+    pytest.param(lambda: to_torch_mask(CM.to_sparse()), TypeError, ["mask", "dense"],
+                 id="to_torch_mask-sparse"),
+]
+
+
+@pytest.mark.parametrize("call, error, words", ROBUSTNESS)
+def test_hostile_input_gets_a_clear_error_naming_the_argument(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+def test_empty_and_shape_only_masks():
+    assert local_mask(0, 2).shape == (0, 0)  # an empty sequence, like causal_mask(0)
+    meta = padding_mask(torch.tensor([2, 3]).to("meta"), 4)  # shapes without values
+    assert meta.shape == (2, 4) and meta.device.type == "meta"
+    lengths = torch.tensor([[2, 9], [3, 9]])[:, 0]  # non-contiguous
+    assert torch.equal(padding_mask(lengths), padding_mask(lengths.contiguous()))
+    assert attention_mask(None, 3, 3, is_causal=False) is None
+    assert torch.equal(attention_mask(CM[None], 3, 3, is_causal=True), CM[None])

@@ -6,7 +6,12 @@ import torch
 from torch import nn
 
 from attention_course.masks import causal_mask, padding_mask, to_torch_mask
-from attention_course.multihead import MultiHeadAttention, merge_heads, split_heads
+from attention_course.multihead import (
+    MultiHeadAttention,
+    check_head_mask,
+    merge_heads,
+    split_heads,
+)
 
 f64 = torch.float64
 
@@ -175,3 +180,108 @@ def test_bad_input(call, error, words):
         call(ours)
     for word in words:
         assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+# ---------------------------------------------------------------- robustness: hostile input
+
+X = rand(2, 3, 8, seed=1)
+
+
+def per_head(m):
+    return m.project(X, X, X)  # (B, H, L, Dh) x 3
+
+
+ROBUSTNESS = [
+    # was: "Tensor on device cpu is not on the expected device meta!" from inside torch
+    pytest.param(lambda m: m(X, X, X, torch.ones(2, 3, 3, dtype=torch.bool, device="meta")),
+                 ValueError, ["mask", "meta"], id="mask-other-device"),
+    pytest.param(lambda m: m(X, X[:1], X[:1]), ValueError,
+                 ["key", "batch size 1", "query", "2"], id="batch-mismatch"),
+    pytest.param(lambda m: m(X, X, X.float()), TypeError, ["value", "float32", "float64"],
+                 id="value-dtype-vs-module"),
+    pytest.param(lambda m: m(X, X, X.to("meta")), TypeError, ["value", "meta"],
+                 id="value-device-vs-module"),
+    pytest.param(lambda m: m(X, X, X, is_causal=None), TypeError, ["is_causal", "bool"],
+                 id="is_causal-None"),
+    pytest.param(lambda m: m(X, X, X, need_weights="yes"), TypeError, ["need_weights", "bool"],
+                 id="need_weights-str"),
+    pytest.param(lambda m: m(X, X, X, torch.ones(1, 2, 2, 3, 3, dtype=torch.bool)), ValueError,
+                 ["mask", "2, 3 or 4 dimensions"], id="mask-5d"),
+    pytest.param(lambda m: m(X, X, X, torch.ones(2, 3, 3, 3, dtype=torch.bool)), ValueError,
+                 ["mask", "(2, 3, 3, 3)"], id="mask-wrong-heads"),
+    # was: "mat1 and mat2 shapes cannot be multiplied (6x6 and 8x8)"
+    pytest.param(lambda m: m.project(rand(2, 3, 6), X, X), ValueError,
+                 ["query", "(B, L, 8)", "(2, 3, 6)"], id="project-query-size"),
+    pytest.param(lambda m: m.project(X.float(), X, X), TypeError, ["query", "float32"],
+                 id="project-query-dtype"),
+    pytest.param(lambda m: m.project(X, X.tolist(), X), TypeError,
+                 ["key", "torch.Tensor", "list"], id="project-key-list"),
+    # was: silent -- one query head broadcast against two key heads
+    pytest.param(lambda m: m.attend(per_head(m)[0][:, :1], *per_head(m)[1:]), ValueError,
+                 ["q", "H=2", "(2, 1, 3, 4)"], id="attend-wrong-heads"),
+    pytest.param(lambda m: m.attend(X, X, X), ValueError, ["q", "4 dimensions"],
+                 id="attend-3d"),
+    # only checked=True (a caller that ran check_inputs) skips the checks
+    pytest.param(lambda m: m.attend(per_head(m)[0][:, :1], *per_head(m)[1:], checked="yes"),
+                 ValueError, ["q", "H=2"], id="attend-checked-not-True"),
+    pytest.param(lambda m: m.project(X[0], X, X, checked=1), ValueError,
+                 ["query", "3 dimensions"], id="project-checked-not-True"),
+    # was: silent -- "False" read as True
+    pytest.param(lambda m: m.attend(*per_head(m), is_causal="False"), TypeError,
+                 ["is_causal", "bool"], id="attend-is_causal-str"),
+    pytest.param(lambda m: m.attend(*per_head(m), need_weights=1), TypeError,
+                 ["need_weights", "bool"], id="attend-need_weights-int"),
+    # was: "The size of tensor a (3) must match the size of tensor b (2)"
+    pytest.param(lambda m: m.attend(*per_head(m), torch.ones(2, 3, dtype=torch.bool)),
+                 ValueError, ["mask", "(2, 3)"], id="attend-(B,Lk)-mask"),
+    # was: silent -- None
+    pytest.param(lambda m: check_head_mask("m", None, True, 2, 3, 3), TypeError, ["B", "bool"],
+                 id="check_head_mask-bool-size"),
+    pytest.param(lambda m: MultiHeadAttention(8, 2, bias="False"), TypeError, ["bias", "bool"],
+                 id="init-bias-str"),
+    pytest.param(lambda m: MultiHeadAttention(8, 2, dropout=float("nan")), ValueError,
+                 ["dropout", "finite"], id="init-dropout-nan"),
+    pytest.param(lambda m: MultiHeadAttention(8, 2, kdim=0), ValueError, ["kdim", ">= 1"],
+                 id="init-kdim-0"),
+    pytest.param(lambda m: MultiHeadAttention(8, 2, attention_fn="reference"), TypeError,
+                 ["attention_fn", "str"], id="init-attention_fn-str"),
+    pytest.param(lambda m: MultiHeadAttention.from_torch(None), TypeError, ["m", "NoneType"],
+                 id="from_torch-None"),
+    pytest.param(lambda m: split_heads(X, True), TypeError, ["num_heads", "bool"],
+                 id="split_heads-bool"),
+]
+
+
+@pytest.mark.parametrize("call, error, words", ROBUSTNESS)
+def test_hostile_input_gets_a_clear_error_naming_the_argument(call, error, words):
+    ours, _ = make_pair(D=8, H=2)
+    with pytest.raises(error) as info:
+        call(ours)
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+def test_non_contiguous_inputs_give_the_same_result():
+    ours, _ = make_pair(D=8, H=2)
+    mask = torch.rand(2, 3, 3, generator=torch.Generator().manual_seed(0)) > 0.3
+    q = X.transpose(0, 1).contiguous().transpose(0, 1)
+    k = X.transpose(1, 2).contiguous().transpose(1, 2)
+    odd_mask = mask.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not (q.is_contiguous() or k.is_contiguous() or odd_mask.is_contiguous())
+    for need_weights in (False, True):
+        out, _ = ours(q, k, X, odd_mask, is_causal=True, need_weights=need_weights)
+        ref, _ = ours(X, X, X, mask, is_causal=True, need_weights=need_weights)
+        assert_close(out, ref)
+    assert torch.equal(split_heads(q, 2), split_heads(X, 2))
+
+
+@pytest.mark.parametrize("B, L", [(0, 3), (2, 0)])
+def test_empty_inputs_give_the_same_with_and_without_is_causal(B, L):
+    ours, _ = make_pair(D=8, H=2)
+    x = rand(B, L, 8)
+    plain, _ = ours(x, x, x)
+    for need_weights in (False, True):
+        causal, w = ours(x, x, x, is_causal=True, need_weights=need_weights)
+        assert causal.shape == plain.shape == (B, L, 8)
+        assert torch.equal(causal, plain)
+    assert w.shape == (B, 2, L, L)

@@ -1,6 +1,7 @@
 """Transformer layers and stacks equal torch's in float64 (outputs and gradients, post-LN and
 pre-LN, padding and causal masks); positional encodings; the model and its config."""
 
+import re
 
 import pytest
 import torch
@@ -114,3 +115,143 @@ def test_from_torch_refuses_what_it_cannot_copy():
     with pytest.raises(ValueError, match="activation"):
         EncoderLayer.from_torch(nn.TransformerEncoderLayer(D, H, FF, activation=torch.tanh,
                                                            batch_first=True))
+
+
+# ---------------------------------------------------------------- robustness: hostile input
+
+X, MEM = rand(2, 3, D, seed=1), rand(2, 4, D, seed=2)
+QKV = re.compile(r"\b(query|key|value)\b")
+
+
+def layers():
+    torch.manual_seed(0)
+    enc = EncoderLayer(D, H, FF, dropout=0.0).double()
+    dec = DecoderLayer(D, H, FF, dropout=0.0).double()
+    return {"EncoderLayer": enc, "DecoderLayer": dec, "Encoder": Encoder(enc, 2),
+            "Decoder": Decoder(dec, 2)}
+
+
+ENCODER_CALLS = [  # (call on an encoder layer or stack, words)
+    (lambda m: m(X[0]), ["x", "3 dimensions", "(3, 8)"]),
+    (lambda m: m(rand(2, 3, 6)), ["x", "(B, L, 8)", "(2, 3, 6)"]),
+    (lambda m: m(X.float()), ["x", "float32", "float64"]),
+    (lambda m: m(X.tolist()), ["x", "torch.Tensor", "list"]),
+    (lambda m: m(X, torch.ones(2, 3)), ["mask", "boolean"]),
+    (lambda m: m(X, torch.ones(2, 4, dtype=torch.bool)), ["mask", "(2, 4)"]),
+    # was: "Tensor on device cpu is not on the expected device meta!"
+    (lambda m: m(X, torch.ones(2, 1, 3, dtype=torch.bool, device="meta")), ["mask", "meta"]),
+    (lambda m: m(X, is_causal="False"), ["is_causal", "bool"]),
+    (lambda m: m(X, need_weights=1), ["need_weights", "bool"]),
+]
+DECODER_CALLS = [
+    (lambda m: m(X[0], MEM), ["x", "3 dimensions"]),
+    (lambda m: m(X, MEM.float()), ["memory", "float32", "float64"]),
+    (lambda m: m(X, rand(2, 4, 6)), ["memory", "(B, L, 8)", "(2, 4, 6)"]),
+    (lambda m: m(X, None), ["memory", "torch.Tensor", "NoneType"]),
+    # was: "x (2, 3, 8), memory (1, 4, 8) and memory (1, 4, 8) must share B, ..."
+    (lambda m: m(X, MEM[:1]), ["memory", "batch size 1", "x", "2"]),
+    (lambda m: m(X, MEM, torch.ones(3, 3)), ["tgt_mask", "boolean"]),
+    (lambda m: m(X, MEM, torch.ones(2, 3, dtype=torch.bool)), ["tgt_mask", "(2, 3)"]),
+    (lambda m: m(X, MEM, torch.ones(3, 3, dtype=torch.bool, device="meta")),
+     ["tgt_mask", "meta"]),
+    (lambda m: m(X, MEM, None, torch.ones(2, 1, 4)), ["memory_mask", "boolean"]),
+    (lambda m: m(X, MEM, None, torch.ones(2, 4, dtype=torch.bool)), ["memory_mask", "(2, 4)"]),
+    (lambda m: m(X, MEM, None, torch.ones(2, 1, 3, dtype=torch.bool)),
+     ["memory_mask", "Lk=4"]),
+    (lambda m: m(X, MEM, is_causal=None), ["is_causal", "bool"]),
+]
+NAMES = [pytest.param(name, call, words, id=f"{name}-{i}")
+         for names, calls in ((("EncoderLayer", "Encoder"), ENCODER_CALLS),
+                              (("DecoderLayer", "Decoder"), DECODER_CALLS))
+         for name in names for i, (call, words) in enumerate(calls)]
+
+
+@pytest.mark.parametrize("name, call, words", NAMES)
+def test_errors_name_the_callers_arguments_never_query_key_value(name, call, words):
+    with pytest.raises((TypeError, ValueError)) as info:
+        call(layers()[name])
+    message = str(info.value)
+    for word in words:
+        assert word in message, f"{word!r} not in {message}"
+    assert not QKV.search(message), f"{name} error speaks of query/key/value: {message}"
+
+
+ROBUSTNESS = [
+    pytest.param(lambda: EncoderLayer(D, H, FF, layer_norm_eps=0.0), ValueError,
+                 ["layer_norm_eps", "> 0"], id="eps-zero"),
+    pytest.param(lambda: EncoderLayer(D, H, FF, layer_norm_eps=float("nan")), ValueError,
+                 ["layer_norm_eps", "finite"], id="eps-nan"),
+    pytest.param(lambda: DecoderLayer(D, H, FF, layer_norm_eps="1e-5"), TypeError,
+                 ["layer_norm_eps", "number"], id="eps-str"),
+    pytest.param(lambda: EncoderLayer(D, 3, FF), ValueError, ["d_model=8", "num_heads=3"],
+                 id="heads-do-not-divide"),
+    pytest.param(lambda: EncoderLayer(D, 0, FF), ValueError, ["num_heads", ">= 1"],
+                 id="num_heads-0"),
+    pytest.param(lambda: EncoderLayer(D, H, 0), ValueError, ["dim_feedforward", ">= 1"],
+                 id="dim_feedforward-0"),
+    pytest.param(lambda: EncoderLayer(D, H, FF, norm_first="False"), TypeError,
+                 ["norm_first", "bool"], id="norm_first-str"),
+    pytest.param(lambda: DecoderLayer(D, H, FF, bias=1), TypeError, ["bias", "bool"],
+                 id="bias-int"),
+    pytest.param(lambda: DecoderLayer(D, H, FF, dropout=1.0), ValueError, ["dropout", "1.0"],
+                 id="dropout-one"),
+    pytest.param(lambda: EncoderLayer(D, H, FF, activation=torch.relu), ValueError,
+                 ["activation", "relu"], id="activation-callable"),
+    pytest.param(lambda: EncoderLayer(D, H, FF, attention_fn="fused"), TypeError,
+                 ["attention_fn", "str"], id="attention_fn-str"),
+    # was: silent -- accepted, then "normalized_shape=[5] ... got input of size [2, 3, 8]"
+    pytest.param(lambda: Encoder(EncoderLayer(D, H, FF), 1, nn.LayerNorm(5)), ValueError,
+                 ["norm", "(5,)", "d_model=8"], id="stack-norm-size"),
+    pytest.param(lambda: Encoder(EncoderLayer(D, H, FF), True), TypeError,
+                 ["num_layers", "bool"], id="stack-num_layers-bool"),
+    pytest.param(lambda: Decoder(EncoderLayer(D, H, FF), 1), TypeError,
+                 ["layer", "DecoderLayer", "EncoderLayer"], id="stack-wrong-layer"),
+    # was: silent -- copied as the exact GELU, with different outputs
+    pytest.param(lambda: EncoderLayer.from_torch(nn.TransformerEncoderLayer(
+        D, H, FF, batch_first=True, activation=nn.GELU(approximate="tanh"))), ValueError,
+        ["activation", "tanh"], id="from_torch-gelu-tanh"),
+    pytest.param(lambda: DecoderLayer.from_torch(None), TypeError,
+                 ["m", "TransformerDecoderLayer", "NoneType"], id="from_torch-None"),
+]
+
+
+@pytest.mark.parametrize("call, error, words", ROBUSTNESS)
+def test_hostile_input_gets_a_clear_error_naming_the_argument(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+def test_from_torch_copies_each_norms_own_eps():
+    t = torch_encoder_layer(norm_first=False)
+    t.norm1.eps, t.norm2.eps = 0.5, 1e-3  # was: norm1's eps used for both norms
+    ours = EncoderLayer.from_torch(t)
+    assert torch.allclose(ours(X), t(X), rtol=0, atol=1e-12)
+
+
+def test_non_contiguous_inputs_give_the_same_result():
+    m = layers()
+    x = X.transpose(0, 1).contiguous().transpose(0, 1)
+    mem = MEM.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not (x.is_contiguous() or mem.is_contiguous())
+    for name in ("EncoderLayer", "Encoder"):
+        assert torch.allclose(m[name](x, is_causal=True), m[name](X, is_causal=True),
+                              rtol=0, atol=1e-12)
+    for name in ("DecoderLayer", "Decoder"):
+        assert torch.allclose(m[name](x, mem, is_causal=True), m[name](X, MEM, is_causal=True),
+                              rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("B, T, S", [(0, 3, 4), (2, 0, 4), (2, 3, 0)])
+def test_empty_inputs_give_the_same_with_and_without_is_causal(B, T, S):
+    m = layers()
+    x, mem = rand(B, T, D), rand(B, S, D)
+    fused = m["Decoder"](x, mem, is_causal=True)  # torch's kernel
+    causal, weights = m["Decoder"](x, mem, is_causal=True, need_weights=True)  # the reference
+    assert fused.shape == causal.shape == (B, T, D) and not fused.isnan().any()
+    assert torch.allclose(fused, causal, rtol=0, atol=1e-12)
+    assert weights[0]["cross_attn"].shape == (B, H, T, S)
+    if B * T == 0:  # nothing to mask: is_causal changes nothing
+        assert torch.equal(m["Decoder"](x, mem), fused)
+        assert torch.equal(m["Encoder"](x), m["Encoder"](x, is_causal=True))

@@ -19,7 +19,15 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attention_course._checks import check_bool, check_int, check_lengths, check_tokens
+from attention_course._checks import (
+    check_bool,
+    check_int,
+    check_lengths,
+    check_like_module,
+    check_same_device,
+    check_tensor,
+    check_tokens,
+)
 from attention_course.attention import AdditiveScore, attention
 from attention_course.data.vocab import BOS, PAD
 from attention_course.masks import padding_mask
@@ -34,19 +42,71 @@ def _check_cell(cell: str) -> None:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}")
 
 
+def _check_options(vocab_size, embed_dim, hidden_size, cell, **token_ids) -> None:
+    """Constructor arguments: sizes >= 1, a known cell, token ids inside the vocabulary."""
+    for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
+                        ("hidden_size", hidden_size)):
+        check_int(name, value, minimum=1)
+    _check_cell(cell)
+    for name, value in token_ids.items():
+        check_int(name, value, minimum=0)
+        if value >= vocab_size:
+            raise ValueError(f"{name}={value} is not a token of the vocabulary "
+                             f"(size {vocab_size})")
+
+
+def _check_tokens(name, tokens, embedding: nn.Embedding) -> None:
+    """``tokens`` ``(B, L)`` with ``B, L >= 1``, ids in the vocabulary, on the model's device."""
+    check_tensor(name, tokens, ndim=2, integer=True)
+    check_same_device(name, tokens, "the model", embedding.weight.device)
+    if 0 in tokens.shape:
+        raise ValueError(f"{name} must hold at least one sequence of at least one token "
+                         f"(B, L >= 1), got shape {tuple(tokens.shape)}")
+    check_tokens(name, tokens, embedding.num_embeddings)
+
+
+def _check_state(state, rnn_type, batch_size: int, hidden_size: int, param) -> None:
+    """A recurrent state as the encoder returns it: ``(1, B, H)`` (GRU) or a pair of them
+    (LSTM), with the model's dtype and device."""
+    if rnn_type in (nn.LSTM, nn.LSTMCell):
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise TypeError(f"state must be an LSTM state, a tuple (h, c) of two "
+                            f"(1, B, H) tensors, got {type(state).__name__}")
+        parts = (("state[0]", state[0]), ("state[1]", state[1]))
+    else:
+        if not isinstance(state, torch.Tensor):
+            raise TypeError(f"state must be a GRU state, one (1, B, H) tensor, got "
+                            f"{type(state).__name__}")
+        parts = (("state", state),)
+    for name, s in parts:
+        check_tensor(name, s, floating=True)
+        if tuple(s.shape) != (1, batch_size, hidden_size):
+            raise ValueError(f"{name} must have shape (1, B, H) = (1, {batch_size}, "
+                             f"{hidden_size}) (the encoder's final state), got {tuple(s.shape)}")
+        check_like_module(name, s, param)
+
+
 class RNNEncoder(nn.Module):
     """Embedding + one-layer GRU/LSTM over the source; returns every output and the final state."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, *, cell: str = "gru",
                  pad_id: int = PAD):
         super().__init__()
-        _check_cell(cell)
+        _check_options(vocab_size, embed_dim, hidden_size, cell, pad_id=pad_id)
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.rnn = CELLS[cell][0](embed_dim, hidden_size, batch_first=True)
+
+    def check_inputs(self, src, src_lengths) -> None:
+        """``src`` ``(B, S)`` token ids, ``src_lengths`` ``(B,)`` in ``[1, S]``."""
+        _check_tokens("src", src, self.embedding)
+        check_tensor("src_lengths", src_lengths)
+        check_same_device("src_lengths", src_lengths, "src", src.device)
+        check_lengths("src_lengths", src_lengths, src.shape[0], src.shape[1])
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor):
         """``src`` ``(B, S)``, ``src_lengths`` ``(B,)`` → outputs ``(B, S, H)`` (zeros at padding),
         final state (``(1, B, H)``, or a pair of them for an LSTM)."""
+        self.check_inputs(src, src_lengths)
         emb = self.embedding(src)  # (B, S, E)
         packed = pack_padded_sequence(emb, src_lengths.cpu(), batch_first=True,
                                       enforce_sorted=False)
@@ -61,10 +121,16 @@ class RNNDecoder(nn.Module):
     def __init__(self, vocab_size: int, embed_dim: int, hidden_size: int, *, cell: str = "gru",
                  pad_id: int = PAD):
         super().__init__()
-        _check_cell(cell)
+        _check_options(vocab_size, embed_dim, hidden_size, cell, pad_id=pad_id)
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.rnn = CELLS[cell][0](embed_dim, hidden_size, batch_first=True)
         self.out = nn.Linear(hidden_size, vocab_size)
+
+    def check_inputs(self, tgt_in, state) -> None:
+        """``tgt_in`` ``(B, T)`` token ids; ``state`` the encoder's final state for ``B``."""
+        _check_tokens("tgt_in", tgt_in, self.embedding)
+        _check_state(state, type(self.rnn), tgt_in.shape[0], self.rnn.hidden_size,
+                     self.out.weight)
 
     def forward(self, tgt_in, state, memory=None, memory_mask=None):
         """``tgt_in`` ``(B, T)`` → logits ``(B, T, V)``, new state, ``None`` (no weights).
@@ -72,6 +138,7 @@ class RNNDecoder(nn.Module):
         ``memory``/``memory_mask`` (the encoder outputs) are accepted and ignored: that is
         exactly the limitation attention removes.
         """
+        self.check_inputs(tgt_in, state)
         outputs, state = self.rnn(self.embedding(tgt_in), state)  # (B, T, H)
         return self.out(outputs), state, None  # (B, T, V)
 
@@ -90,19 +157,42 @@ class BahdanauDecoder(nn.Module):
         pad_id: int = PAD,
     ):
         super().__init__()
-        _check_cell(cell)
+        _check_options(vocab_size, embed_dim, hidden_size, cell, pad_id=pad_id)
+        attention_dim = hidden_size if attention_dim is None else attention_dim
+        check_int("attention_dim", attention_dim, minimum=1)
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        self.score = AdditiveScore(hidden_size, hidden_size, attention_dim or hidden_size)
+        self.score = AdditiveScore(hidden_size, hidden_size, attention_dim)
         self.cell = CELLS[cell][1](embed_dim + hidden_size, hidden_size)
         self.out = nn.Linear(2 * hidden_size, vocab_size)
 
+    def check_inputs(self, tgt_in, state, memory, memory_mask) -> None:
+        """``tgt_in`` ``(B, T)`` token ids, ``state`` the encoder's final state, ``memory``
+        ``(B, S, H)`` the encoder outputs, ``memory_mask`` boolean ``(B, S)`` or ``None``."""
+        _check_tokens("tgt_in", tgt_in, self.embedding)
+        B, H = tgt_in.shape[0], self.cell.hidden_size
+        check_tensor("memory", memory, ndim=3, floating=True)
+        if memory.shape[0] != B or memory.shape[2] != H:
+            raise ValueError(f"memory must have shape (B, S, H) = ({B}, S, {H}) (the encoder "
+                             f"outputs; B from tgt_in), got {tuple(memory.shape)}")
+        check_like_module("memory", memory, self.out.weight)
+        _check_state(state, type(self.cell), B, H, self.out.weight)
+        if memory_mask is not None:
+            check_tensor("memory_mask", memory_mask, ndim=2, dtype=torch.bool)
+            if memory_mask.shape != memory.shape[:2]:
+                raise ValueError(f"memory_mask must have shape (B, S) = "
+                                 f"{tuple(memory.shape[:2])}, one row per sequence (True at "
+                                 f"real source tokens), got {tuple(memory_mask.shape)}")
+            check_same_device("memory_mask", memory_mask, "memory", memory.device)
+
     def forward(self, tgt_in, state, memory, memory_mask):
-        """``tgt_in`` ``(B, T)``, ``memory`` ``(B, S, H)``, ``memory_mask`` ``(B, S)``
-        → logits ``(B, T, V)``, new state, attention weights ``(B, T, S)``."""
+        """``tgt_in`` ``(B, T)``, ``memory`` ``(B, S, H)``, ``memory_mask`` ``(B, S)`` (``None``:
+        every source position is real) → logits ``(B, T, V)``, new state, attention weights
+        ``(B, T, S)``."""
+        self.check_inputs(tgt_in, state, memory, memory_mask)
         lstm = isinstance(state, tuple)  # LSTM state: (h, c); GRU state: h
         state = tuple(s[-1] for s in state) if lstm else state[-1]  # drop the layer axis: (B, H)
         emb = self.embedding(tgt_in)  # (B, T, E)
-        key_mask = memory_mask[:, None, :]  # (B, 1, S)
+        key_mask = None if memory_mask is None else memory_mask[:, None, :]  # (B, 1, S)
         score = self.score.with_keys(memory)  # projects the encoder outputs once, not per step
         logits, weights = [], []
         for t in range(tgt_in.shape[1]):
@@ -140,35 +230,26 @@ class RNNSeq2Seq(nn.Module):
         bos_id: int = BOS,
     ):
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
-                            ("hidden_size", hidden_size)):
-            check_int(name, value, minimum=1)
+        _check_options(vocab_size, embed_dim, hidden_size, cell, pad_id=pad_id, bos_id=bos_id)
         check_bool("attention", attention)
-        _check_cell(cell)
-        for name, value in (("pad_id", pad_id), ("bos_id", bos_id)):
-            check_int(name, value, minimum=0)
-            if value >= vocab_size:
-                raise ValueError(f"{name}={value} is not a token of the vocabulary "
-                                 f"(size {vocab_size})")
         self.vocab_size, self.pad_id, self.bos_id = vocab_size, pad_id, bos_id
         self.encoder = RNNEncoder(vocab_size, embed_dim, hidden_size, cell=cell, pad_id=pad_id)
         decoder = BahdanauDecoder if attention else RNNDecoder
         self.decoder = decoder(vocab_size, embed_dim, hidden_size, cell=cell, pad_id=pad_id)
 
     def _encode(self, src, src_lengths):
-        check_tokens("src", src, self.vocab_size)
-        check_lengths("src_lengths", src_lengths, src.shape[0], src.shape[1])
-        memory, state = self.encoder(src, src_lengths)  # (B, S, H)
+        memory, state = self.encoder(src, src_lengths)  # (B, S, H); checks its arguments
         return memory, state, padding_mask(src_lengths, src.shape[1])  # (B, S)
 
     def forward(self, src, src_lengths, tgt_in):
         """Teacher forcing: ``src`` ``(B, S)``, ``src_lengths`` ``(B,)``, ``tgt_in`` ``(B, T)`` →
         ``(logits (B, T, V), weights (B, T, S) or None)``."""
-        memory, state, mask = self._encode(src, src_lengths)
-        check_tokens("tgt_in", tgt_in, self.vocab_size)
+        self.encoder.check_inputs(src, src_lengths)  # every argument, before any computation
+        _check_tokens("tgt_in", tgt_in, self.decoder.embedding)
         if tgt_in.shape[0] != src.shape[0]:
             raise ValueError(f"tgt_in has batch size {tgt_in.shape[0]} but src has "
                              f"{src.shape[0]}")
+        memory, state, mask = self._encode(src, src_lengths)
         logits, _, weights = self.decoder(tgt_in, state, memory, mask)
         return logits, weights
 

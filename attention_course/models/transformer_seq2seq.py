@@ -24,10 +24,14 @@ from attention_course._checks import (
     check_float,
     check_int,
     check_lengths,
+    check_like_module,
+    check_same_device,
+    check_tensor,
     check_tokens,
 )
 from attention_course.data.vocab import BOS, PAD
 from attention_course.masks import key_padding_mask
+from attention_course.multihead import check_head_mask
 from attention_course.positional import SinusoidalPositionalEncoding
 from attention_course.transformer import ACTIVATIONS, Decoder, DecoderLayer, Encoder, EncoderLayer
 
@@ -111,17 +115,25 @@ class TransformerSeq2Seq(nn.Module):
     def _embed(self, embedding, tokens):
         return self.positional(embedding(tokens) * math.sqrt(self.config.d_model))  # (B, L, D)
 
+    def _check_tokens(self, name, tokens, vocab_size):
+        check_tensor(name, tokens, ndim=2, integer=True)
+        check_same_device(name, tokens, "the model", self.generator.weight.device)
+        check_tokens(name, tokens, vocab_size)
+
     def _check_source(self, src, src_lengths):
-        check_tokens("src", src, self.config.src_vocab_size)
+        self._check_tokens("src", src, self.config.src_vocab_size)
+        check_tensor("src_lengths", src_lengths)
+        check_same_device("src_lengths", src_lengths, "src", src.device)
         check_lengths("src_lengths", src_lengths, src.shape[0], src.shape[1])
         if src.shape[1] > self.config.max_len:
             raise ValueError(f"src has length {src.shape[1]}; the model's max_len is "
                              f"{self.config.max_len}")
 
-    def _check_target(self, tgt_in, batch_size):
-        check_tokens("tgt_in", tgt_in, self.config.tgt_vocab_size)
+    def _check_target(self, tgt_in, batch_size, batch_of="src"):
+        self._check_tokens("tgt_in", tgt_in, self.config.tgt_vocab_size)
         if tgt_in.shape[0] != batch_size:
-            raise ValueError(f"tgt_in has batch size {tgt_in.shape[0]} but src has {batch_size}")
+            raise ValueError(f"tgt_in has batch size {tgt_in.shape[0]} but {batch_of} has "
+                             f"{batch_size}")
         if tgt_in.shape[1] > self.config.max_len:
             raise ValueError(f"tgt_in has length {tgt_in.shape[1]}; the model's max_len is "
                              f"{self.config.max_len}")
@@ -144,8 +156,25 @@ class TransformerSeq2Seq(nn.Module):
         return self._encode(src, src_lengths)[:2]
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor):
-        """``tgt_in`` ``(B, T)`` → logits ``(B, T, V)`` (causal: position t sees ≤ t)."""
-        self._check_target(tgt_in, memory.shape[0])
+        """``tgt_in`` ``(B, T)`` → logits ``(B, T, V)`` (causal: position t sees ≤ t).
+
+        ``memory`` ``(B, S, D)`` and ``key_mask`` ``(B, 1, 1, S)`` (or ``(B, 1, S)``; ``None``:
+        no source padding) as :meth:`encode` returns them."""
+        check_tensor("memory", memory, ndim=3, floating=True)
+        if memory.shape[2] != self.config.d_model:
+            raise ValueError(f"memory must have shape (B, S, D) with D = d_model = "
+                             f"{self.config.d_model} (as encode returns it), got "
+                             f"{tuple(memory.shape)}")
+        check_like_module("memory", memory, self.generator.weight)
+        self._check_target(tgt_in, memory.shape[0], batch_of="memory")
+        if key_mask is not None:
+            check_tensor("key_mask", key_mask)
+            if key_mask.dim() < 3:  # a (B, S) mask would be read as (T, S) when B == T
+                raise ValueError(f"key_mask must have shape (B, 1, 1, S) or (B, 1, S) (as encode "
+                                 f"returns it), got {tuple(key_mask.shape)}")
+            B, S = memory.shape[:2]
+            key_mask = check_head_mask("key_mask", key_mask, B, self.config.num_heads,
+                                       tgt_in.shape[1], S, device=memory.device)
         return self._decode(tgt_in, memory, key_mask)[0]
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, *,

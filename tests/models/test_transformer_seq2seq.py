@@ -1,10 +1,13 @@
 """The encoder–decoder Transformer model: config, causality, determinism, greedy decoding,
 attention weights on request, and argument checks in the caller's words."""
 
+import re
+
 import pytest
 import torch
 
 from attention_course.data import BOS, make_batch, vocab_size
+from attention_course.masks import padding_mask
 from attention_course.metrics import seq2seq_loss
 from attention_course.models.transformer_seq2seq import TransformerConfig, TransformerSeq2Seq
 from attention_course.train import train
@@ -160,3 +163,102 @@ def test_token_ids_come_from_the_config():
     fed = torch.cat([torch.full((2, 1), 4), tokens[:, :-1]], dim=1)  # starts from bos_id = 4
     logits, _ = model(b.src, b.src_lengths, fed)
     assert torch.equal(logits.argmax(-1), tokens)
+
+
+# ---------------------------------------------------------------- robustness: hostile input
+
+SRC = torch.tensor([[3, 4, 5, 0], [6, 7, 0, 0], [3, 3, 3, 3]])  # (B=3, S=4)
+LENGTHS = torch.tensor([3, 2, 4])
+TGT = torch.tensor([[1, 4, 5], [1, 6, 7], [1, 3, 3]])  # (B=3, T=3)
+INTERNAL_NAMES = re.compile(r"\b(query|key|value|x)\b")
+
+
+ROBUSTNESS = [  # each call: model -> result
+    pytest.param(lambda m: m(SRC.bool(), LENGTHS, TGT), TypeError, ["src", "integer", "bool"],
+                 id="src-bool"),
+    pytest.param(lambda m: m(SRC[0], LENGTHS, TGT), ValueError, ["src", "2 dimensions"],
+                 id="src-1d"),
+    pytest.param(lambda m: m(SRC.tolist(), LENGTHS, TGT), TypeError,
+                 ["src", "torch.Tensor", "list"], id="src-list"),
+    pytest.param(lambda m: m(torch.ones(3, 7, dtype=torch.long), LENGTHS, TGT), ValueError,
+                 ["src", "max_len is 6"], id="src-too-long"),
+    # was: "Tensor.item() cannot be called on meta tensors"
+    pytest.param(lambda m: m(SRC.to("meta"), LENGTHS, TGT), ValueError,
+                 ["src", "meta", "model"], id="src-device"),
+    pytest.param(lambda m: m(SRC, LENGTHS.to("meta"), TGT), ValueError,
+                 ["src_lengths", "meta", "src"], id="src_lengths-device"),
+    pytest.param(lambda m: m(SRC, LENGTHS, TGT.to("meta")), ValueError,
+                 ["tgt_in", "meta", "model"], id="tgt_in-device"),
+    pytest.param(lambda m: m(SRC, LENGTHS.numpy(), TGT), TypeError,
+                 ["src_lengths", "torch.Tensor", "ndarray"], id="src_lengths-numpy"),
+    pytest.param(lambda m: m(SRC, LENGTHS[:, None], TGT), ValueError,
+                 ["src_lengths", "1 dimensions"], id="src_lengths-2d"),
+    pytest.param(lambda m: m(SRC, LENGTHS, None), TypeError, ["tgt_in", "NoneType"],
+                 id="tgt_in-None"),
+    pytest.param(lambda m: m(SRC, LENGTHS, torch.ones(3, 7, dtype=torch.long)), ValueError,
+                 ["tgt_in", "max_len is 6"], id="tgt_in-too-long"),
+    pytest.param(lambda m: m(SRC, LENGTHS, TGT, need_weights=None), TypeError,
+                 ["need_weights", "bool"], id="need_weights-None"),
+    pytest.param(lambda m: m.greedy_decode(SRC, LENGTHS, 0), ValueError, ["max_len", ">= 1"],
+                 id="greedy-max_len-0"),
+    pytest.param(lambda m: m.greedy_decode(SRC, LENGTHS, "3"), TypeError, ["max_len", "int"],
+                 id="greedy-max_len-str"),
+    pytest.param(lambda m: m.greedy_decode(SRC, LENGTHS[:1], 3), ValueError,
+                 ["src_lengths", "one length per sequence"], id="greedy-lengths-(1,)"),
+    pytest.param(lambda m: m.encode(SRC.float(), LENGTHS), TypeError, ["src", "integer"],
+                 id="encode-float-src"),
+    # decode: was "'NoneType' object has no attribute 'shape'", "mat1 and mat2 shapes cannot be
+    # multiplied", "tgt_in has batch size 3 but src has 2" (decode has no src)
+    pytest.param(lambda m: m.decode(TGT, None, None), TypeError, ["memory", "NoneType"],
+                 id="decode-memory-None"),
+    pytest.param(lambda m: m.decode(TGT, torch.zeros(3, 4, 6), None), ValueError,
+                 ["memory", "d_model = 16", "(3, 4, 6)"], id="decode-memory-size"),
+    pytest.param(lambda m: m.decode(TGT, torch.zeros(3, 4, 16, dtype=torch.float64), None),
+                 TypeError, ["memory", "float64", "float32"], id="decode-memory-dtype"),
+    pytest.param(lambda m: m.decode(TGT, torch.zeros(2, 4, 16), None), ValueError,
+                 ["tgt_in", "batch size 3", "memory has 2"], id="decode-batch-mismatch"),
+    # was: silent -- a (B, S) key mask is read as (T, S) when B == T
+    pytest.param(lambda m: m.decode(TGT, *m.encode(SRC, LENGTHS)[:1],
+                                    padding_mask(LENGTHS, 4)), ValueError,
+                 ["key_mask", "(B, 1, 1, S)", "(3, 4)"], id="decode-key_mask-2d"),
+    pytest.param(lambda m: m.decode(TGT, *m.encode(SRC, LENGTHS)[:1],
+                                    torch.ones(3, 1, 1, 4)), TypeError,
+                 ["key_mask", "boolean"], id="decode-key_mask-float"),
+    # was: "The size of tensor a (4) must match the size of tensor b (3)"
+    pytest.param(lambda m: m.decode(TGT, *m.encode(SRC, LENGTHS)[:1],
+                                    torch.ones(3, 1, 1, 3, dtype=torch.bool)), ValueError,
+                 ["key_mask", "Lk=4"], id="decode-key_mask-wrong-S"),
+    pytest.param(lambda m: m.decode(TGT + 50, *m.encode(SRC, LENGTHS)), ValueError,
+                 ["tgt_in", "token ids"], id="decode-ids-outside"),
+]
+
+
+@pytest.mark.parametrize("call, error, words", ROBUSTNESS)
+def test_hostile_input_gets_a_clear_error_naming_the_argument(call, error, words):
+    model = small_model(max_len=6)
+    with pytest.raises(error) as info:
+        call(model)
+    message = str(info.value)
+    for word in words:
+        assert word in message, f"{word!r} not in {message}"
+    assert not INTERNAL_NAMES.search(message), f"an internal name leaked: {message}"
+
+
+def test_non_contiguous_inputs_give_the_same_result():
+    model = small_model()
+    src, tgt = SRC.T.contiguous().T, TGT.T.contiguous().T
+    assert not (src.is_contiguous() or tgt.is_contiguous())
+    assert torch.equal(model(src, LENGTHS, tgt)[0], model(SRC, LENGTHS, TGT)[0])
+    assert torch.equal(model.greedy_decode(src, LENGTHS, 3)[0],
+                       model.greedy_decode(SRC, LENGTHS, 3)[0])
+
+
+def test_empty_batches_and_targets_give_empty_results():
+    model = small_model()
+    logits, weights = model(SRC[:0], LENGTHS[:0], TGT[:0], need_weights=True)
+    assert logits.shape == (0, 3, V) and weights["decoder"][0]["cross_attn"].shape == (0, 2, 3, 4)
+    assert model(SRC, LENGTHS, TGT[:, :0])[0].shape == (3, 0, V)
+    assert model.greedy_decode(SRC[:0], LENGTHS[:0], 2)[0].shape == (0, 2)
+    memory, key_mask = model.encode(SRC, LENGTHS)
+    assert torch.equal(model.decode(TGT, memory, key_mask[:, 0]),  # (B, 1, S) works too
+                       model.decode(TGT, memory, key_mask))
