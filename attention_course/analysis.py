@@ -346,30 +346,33 @@ def reach_by_layer(x: torch.Tensor, mask: torch.Tensor | None, num_layers: int) 
 
 def layers_needed(x: torch.Tensor, mask: torch.Tensor | None, *,
                   max_layers: int | None = None) -> int:
-    """The fewest stacked self-attention layers after which the last output depends on the
-    first input, measured as in :func:`reach_by_layer`.
+    """The fewest stacked self-attention layers after which the last output
+    depends on the first input, measured as in :func:`reach_by_layer`.
 
     Args:
         x: ``(L, E)`` one sequence.
-        mask: ``(L, L)`` bool (``True`` = may attend) or ``None`` for full attention.
-        max_layers: give up after this many layers (default ``L``) with a ``ValueError``: the
-            mask does not connect the first position to the last.
+        mask: ``(L, L)`` bool (``True`` = may attend), ``None`` = full.
+        max_layers: give up after this many layers (default ``L``) with a
+            ``ValueError``: the mask does not connect first and last.
 
     Returns:
-        The number of layers (``0`` when ``L == 1``: the last input is the first).
+        The number of layers (``0`` when ``L == 1``: the last input is the
+        first).
     """
     _check_reach_inputs(x, mask)
     if max_layers is None:
         max_layers = len(x)
     check_int("max_layers", max_layers, minimum=1)
-    h = torch.stack([x, x])  # (2, n, E): the sequence, and a copy with input 0 changed
-    h[1, 0] += 1.0
+    h = torch.stack([x, x])  # (2, n, E): the sequence, and a copy ...
+    h[1, 0] += 1.0  # ... whose first input is changed
     layers = 0
     while torch.equal(h[0, -1], h[1, -1]):  # the last outputs still agree
         if layers == max_layers:
-            raise ValueError(f"the last output still does not depend on the first input after "
-                             f"max_layers={max_layers} layers; the mask does not connect them")
-        h, _ = scaled_dot_product_attention(h, h, h, mask=mask)  # one more layer
+            raise ValueError(
+                f"the last output still does not depend on the first input "
+                f"after max_layers={max_layers} layers; the mask does not "
+                f"connect them")
+        h, _ = scaled_dot_product_attention(h, h, h, mask=mask)  # a layer
         layers += 1
     return layers
 

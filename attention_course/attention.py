@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from attention_course._checks import (
@@ -159,7 +160,8 @@ class AdditiveScore(nn.Module):
 
     def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         self._check_inputs(query, key)
-        return additive_score(query, key, self.W_q.weight, self.W_k.weight, self.v.weight[0])
+        return additive_score(query, key, self.W_q.weight, self.W_k.weight,
+                              self.v.weight[0])
 
     def _check_inputs(self, query, key) -> None:
         """``query`` ``(..., Lq, query_dim)`` and ``key`` ``(..., Lk, key_dim)`` with the module's
@@ -223,12 +225,16 @@ def masked_softmax(
     return _masked_softmax(scores, mask)
 
 
-def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def _masked_softmax(scores: torch.Tensor,
+                    mask: torch.Tensor | None) -> torch.Tensor:
+    """:func:`masked_softmax` on checked arguments: the computation itself."""
     if mask is None:
         return torch.softmax(scores, dim=-1)
     any_allowed = mask.any(dim=-1, keepdim=True)  # (..., Lq, 1)
-    scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~any_allowed, 0.0)
-    return _zero_fully_masked_rows(torch.softmax(scores, dim=-1), mask)  # (..., Lq, Lk)
+    scores = scores.masked_fill(~mask, float("-inf"))  # blocked keys: -inf
+    scores = scores.masked_fill(~any_allowed, 0.0)  # rows with no key: finite
+    weights = torch.softmax(scores, dim=-1)  # (..., Lq, Lk)
+    return _zero_fully_masked_rows(weights, mask)  # rows with no key: zeros
 
 
 def zero_fully_masked_rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -352,20 +358,22 @@ def scaled_dot_product_attention(
                                dropout_p=dropout_p)
 
 
-def reference_attention(query, key, value, mask=None, *, is_causal=False, scale=None,
-                        dropout_p=0.0):
-    """The reference attention kernel: the explicit math of :func:`scaled_dot_product_attention`
-    on arguments already checked (by it, or by :class:`MultiHeadAttention`).
+def reference_attention(query, key, value, mask=None, *, is_causal=False,
+                        scale=None, dropout_p=0.0):
+    """The reference attention kernel: the explicit math of
+    :func:`scaled_dot_product_attention`, on arguments already checked (by it,
+    or by :class:`MultiHeadAttention`).
 
-    float16/bfloat16 inputs get their scores and softmax in float32 (as torch's kernels
-    accumulate), so scores beyond float16's range (65504) do not overflow to ``inf``/NaN; the
-    weights are returned in the inputs' dtype."""
+    float16/bfloat16 inputs get their scores and softmax in float32 (as torch's
+    kernels accumulate), so scores beyond float16's range (65504) do not
+    overflow to ``inf``/NaN; the weights come back in the inputs' dtype."""
     Lq, Lk = query.shape[-2], key.shape[-2]
     low_precision = query.dtype in (torch.float16, torch.bfloat16)
     q, k = (query.float(), key.float()) if low_precision else (query, key)
     scores = _scaled_scores(q, k, _resolve_scale(scale, query))  # (..., Lq, Lk)
-    mask = _attention_mask(mask, Lq, Lk, is_causal=is_causal, device=query.device)
+    mask = _attention_mask(mask, Lq, Lk, is_causal=is_causal,
+                           device=query.device)
     weights = _masked_softmax(scores, mask).to(query.dtype)  # (..., Lq, Lk)
     if dropout_p > 0.0:
-        weights = torch.nn.functional.dropout(weights, p=dropout_p, training=True)
+        weights = F.dropout(weights, p=dropout_p, training=True)
     return weights @ value, weights  # (..., Lq, Ev), (..., Lq, Lk)

@@ -36,17 +36,23 @@ __all__ = ["MultiHeadAttention", "split_heads", "merge_heads", "check_head_mask"
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """``(B, L, D)`` → ``(B, H, L, Dh)``: head ``i`` gets features ``i*Dh … (i+1)*Dh - 1``."""
+    """``(B, L, D)`` → ``(B, H, L, Dh)``.
+
+    Head ``i`` gets features ``i*Dh … (i+1)*Dh - 1``."""
     check_tensor("x", x, ndim=3)
     check_int("num_heads", num_heads, minimum=1)
     B, L, D = x.shape
     if D % num_heads:
-        raise ValueError(f"x has D={D} features, not divisible by num_heads={num_heads}")
-    return x.view(B, L, num_heads, D // num_heads).transpose(1, 2)  # (B, H, L, Dh)
+        raise ValueError(f"x has D={D} features, not divisible by "
+                         f"num_heads={num_heads}")
+    x = x.view(B, L, num_heads, D // num_heads)  # (B, L, H, Dh)
+    return x.transpose(1, 2)  # (B, H, L, Dh)
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
-    """``(B, H, L, Dh)`` → ``(B, L, H*Dh)``, the inverse of :func:`split_heads` (the Concat)."""
+    """``(B, H, L, Dh)`` → ``(B, L, H*Dh)``: the Concat.
+
+    The inverse of :func:`split_heads`."""
     check_tensor("x", x, ndim=4)
     B, H, L, Dh = x.shape
     return x.transpose(1, 2).reshape(B, L, H * Dh)  # (B, L, D)
@@ -152,37 +158,42 @@ class MultiHeadAttention(nn.Module):
                              f"must share B and Lk: expected {v_name} of shape "
                              f"({key.shape[0]}, {key.shape[1]}, {self.vdim})")
 
-    def project(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
-                checked: bool = False):
-        """Per-head queries, keys, values: ``(B, H, Lq, Dh)``, ``(B, H, Lk, Dh)`` ×2.
+    def project(self, query: torch.Tensor, key: torch.Tensor,
+                value: torch.Tensor, *, checked: bool = False):
+        """Per-head queries, keys, values: ``(B, H, Lq, Dh)``, then
+        ``(B, H, Lk, Dh)`` twice.
 
-        ``query`` ``(B, Lq, D)``, ``key`` ``(B, Lk, kdim)``, ``value`` ``(B, Lk, vdim)`` are
-        checked as :meth:`forward` checks them, unless ``checked=True`` (a caller that already
-        ran :meth:`check_inputs`: ``forward`` and the Transformer layers)."""
-        if checked is not True:
+        ``query`` ``(B, Lq, D)``, ``key`` ``(B, Lk, kdim)``, ``value``
+        ``(B, Lk, vdim)`` are checked as :meth:`forward` checks them, unless
+        ``checked=True`` (a caller that already ran :meth:`check_inputs`)."""
+        if checked is not True:  # only a caller that ran check_inputs skips
             self._check_sequences(query, key, value, ("query", "key", "value"))
         q = split_heads(self.W_Q(query), self.num_heads)  # (B, H, Lq, Dh)
         k = split_heads(self.W_K(key), self.num_heads)  # (B, H, Lk, Dh)
         v = split_heads(self.W_V(value), self.num_heads)  # (B, H, Lk, Dh)
         return q, k, v
 
-    def attend(self, q, k, v, mask=None, *, is_causal=False, need_weights=False,
-               checked=False):
-        """Run the kernel on per-head ``q`` ``(B, H, Lq, Dh)``, ``k``, ``v`` ``(B, H, Lk, Dh)``
-        (as :meth:`project` returns them) and merge: → ``(output (B, Lq, D), weights
-        (B, H, Lq, Lk) or None)``. ``mask`` takes the shapes :meth:`forward` accepts; the
-        arguments are checked unless ``checked=True`` (then ``mask`` is as :meth:`check_inputs`
-        returns it)."""
-        if checked is not True:
+    def attend(self, q, k, v, mask=None, *, is_causal=False,
+               need_weights=False, checked=False):
+        """Run the kernel on per-head ``q`` ``(B, H, Lq, Dh)``, ``k`` and ``v``
+        ``(B, H, Lk, Dh)`` (as :meth:`project` returns them), then merge the
+        heads and apply ``W_O`` → ``(output (B, Lq, D), weights (B, H, Lq, Lk)
+        or None)``. ``mask`` takes the shapes :meth:`forward` accepts; the
+        arguments are checked unless ``checked=True`` (then ``mask`` is as
+        :meth:`check_inputs` returns it)."""
+        if checked is not True:  # only a caller that ran check_inputs skips
             mask = self._check_heads(q, k, v, mask, is_causal, need_weights)
         kernel = select_kernel(self.attention_fn, need_weights)
         p = self.dropout if self.training else 0.0
-        heads, weights = kernel(q, k, v, mask, is_causal=is_causal, dropout_p=p)  # (B,H,Lq,Dh)
+        heads, weights = kernel(q, k, v, mask, is_causal=is_causal,
+                                dropout_p=p)  # (B, H, Lq, Dh), (B, H, Lq, Lk)
         if need_weights and weights is None:
             name = getattr(kernel, "__name__", repr(kernel))
-            raise ValueError(f"need_weights=True but attention_fn {name} returns no weights; "
-                             f"use a kernel that does (e.g. reference_attention)")
-        return self.W_O(merge_heads(heads)), (weights if need_weights else None)  # (B, Lq, D)
+            raise ValueError(f"need_weights=True but attention_fn {name} "
+                             f"returns no weights; use a kernel that does "
+                             f"(e.g. reference_attention)")
+        output = self.W_O(merge_heads(heads))  # (B, Lq, D)
+        return output, (weights if need_weights else None)
 
     def _check_heads(self, q, k, v, mask, is_causal, need_weights):
         """:meth:`attend`'s checks; returns the mask as ``(B|1, H|1, Lq|1, Lk)``."""
@@ -211,27 +222,34 @@ class MultiHeadAttention(nn.Module):
         is_causal: bool = False,
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``query`` ``(B, Lq, D)``, ``key`` ``(B, Lk, kdim)``, ``value`` ``(B, Lk, vdim)`` →
-        ``(output (B, Lq, D), weights (B, H, Lq, Lk) or None)``.
+        """``query`` ``(B, Lq, D)``, ``key`` ``(B, Lk, kdim)``,
+        ``value`` ``(B, Lk, vdim)`` → ``(output (B, Lq, D),
+        weights (B, H, Lq, Lk) or None)``.
 
-        ``mask`` (``True`` = may attend): ``(Lq, Lk)``, ``(B, Lq or 1, Lk)`` (e.g. a key padding
-        mask ``padding[:, None, :]``) or ``(B or 1, H or 1, Lq or 1, Lk)``. ``is_causal`` adds a
-        bottom-right-aligned causal mask. ``need_weights=True`` returns the per-head weights.
-        A query with no allowed key outputs ``W_O``'s bias (its heads output zeros).
+        ``mask`` (``True`` = may attend): ``(Lq, Lk)``, ``(B, Lq or 1, Lk)``
+        (e.g. a key padding mask ``padding[:, None, :]``) or
+        ``(B or 1, H or 1, Lq or 1, Lk)``. ``is_causal`` adds a
+        bottom-right-aligned causal mask. ``need_weights=True`` returns the
+        per-head weights. A query with no allowed key outputs ``W_O``'s bias
+        (its heads output zeros).
         """
         mask = self.check_inputs(query, key, value, mask, is_causal=is_causal,
                                  need_weights=need_weights)
-        q, k, v = self.project(query, key, value, checked=True)  # (B, H, L, Dh) each
-        return self.attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights,
-                           checked=True)
+        q, k, v = self.project(query, key, value, checked=True)  # (B, H, L, Dh)
+        return self.attend(q, k, v, mask, is_causal=is_causal,
+                           need_weights=need_weights, checked=True)
 
     @classmethod
     def from_torch(cls, m: nn.MultiheadAttention) -> MultiHeadAttention:
-        """An exact copy of ``m`` (same weights, dtype and device; call it batch-first)."""
+        """An exact copy of ``m``: same weights, dtype and device.
+
+        Call the copy batch-first, whatever ``m.batch_first`` says."""
         if not isinstance(m, nn.MultiheadAttention):
-            raise TypeError(f"m must be a torch.nn.MultiheadAttention, got {type(m).__name__}")
+            raise TypeError(f"m must be a torch.nn.MultiheadAttention, got "
+                            f"{type(m).__name__}")
         if m.bias_k is not None or m.add_zero_attn:
-            raise ValueError("add_bias_kv and add_zero_attn have no counterpart in the course")
+            raise ValueError("add_bias_kv and add_zero_attn have no counterpart "
+                             "in the course")
         bias = m.in_proj_bias is not None
         new = cls(m.embed_dim, m.num_heads, kdim=m.kdim, vdim=m.vdim, bias=bias,
                   dropout=m.dropout)
@@ -243,7 +261,8 @@ class MultiHeadAttention(nn.Module):
             weights = (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight)
         biases = m.in_proj_bias.chunk(3) if bias else (None, None, None)
         with torch.no_grad():
-            for linear, w, b in zip((new.W_Q, new.W_K, new.W_V), weights, biases, strict=True):
+            projections = (new.W_Q, new.W_K, new.W_V)
+            for linear, w, b in zip(projections, weights, biases, strict=True):
                 linear.weight.copy_(w)
                 if b is not None:
                     linear.bias.copy_(b)

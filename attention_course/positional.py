@@ -40,17 +40,20 @@ def sinusoidal_frequencies(d_model: int, base: float = 10000.0) -> torch.Tensor:
     return base ** (-two_i / d_model)
 
 
-def sinusoidal_encoding(max_len: int, d_model: int, *, dtype=torch.float32) -> torch.Tensor:
-    """``(max_len, d_model)``: even columns ``sin(pos ω_i)``, odd columns ``cos(pos ω_i)``.
+def sinusoidal_encoding(max_len: int, d_model: int, *,
+                        dtype=torch.float32) -> torch.Tensor:
+    """``(max_len, d_model)``: even columns ``sin(pos ω_i)``, odd columns
+    ``cos(pos ω_i)``.
 
-    ``max_len, d_model >= 1``; computed in float64 and returned as ``dtype`` (a floating
-    ``torch.dtype``).
+    ``max_len, d_model >= 1``; computed in float64 and returned as ``dtype``
+    (a floating ``torch.dtype``).
     """
     check_int("max_len", max_len, minimum=1)
     check_int("d_model", d_model, minimum=1)
     check_dtype("dtype", dtype, floating=True)
     omega = sinusoidal_frequencies(d_model)  # (ceil(d/2),)
-    angles = torch.arange(max_len, dtype=torch.float64)[:, None] * omega  # (max_len, ceil(d/2))
+    pos = torch.arange(max_len, dtype=torch.float64)[:, None]  # (max_len, 1)
+    angles = pos * omega  # (max_len, ceil(d/2))
     pe = torch.empty(max_len, d_model, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(angles)
     pe[:, 1::2] = torch.cos(angles[:, : d_model // 2])

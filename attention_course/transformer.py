@@ -78,9 +78,10 @@ class _Layer(nn.Module):
             self.cross_attn = MultiHeadAttention(d_model, num_heads, **attn)
 
     def feed_forward(self, x):
-        """Position-wise ``linear2(act(linear1(x)))`` ``(B, L, D)`` → ``(B, L, D)``."""
-        hidden = self.dropout(ACTIVATIONS[self.activation](self.linear1(x)))  # (B, L, F)
-        return self.linear2(hidden)
+        """Position-wise ``linear2(act(linear1(x)))``: ``(B, L, D)`` → same."""
+        act = ACTIVATIONS[self.activation]
+        hidden = self.dropout(act(self.linear1(x)))  # (B, L, F)
+        return self.linear2(hidden)  # (B, L, D)
 
     def sublayer(self, i, x, block):
         """Residual + LayerNorm around ``block``: post-LN or pre-LN."""
@@ -151,8 +152,8 @@ class EncoderLayer(_Layer):
         weights = {}
 
         def self_attention(h):  # (B, L, D) -> (B, L, D); keeps the weights
-            out, weights["self_attn"] = self._attend(self.self_attn, h, h, mask, is_causal,
-                                                     need_weights)
+            out, weights["self_attn"] = self._attend(
+                self.self_attn, h, h, mask, is_causal, need_weights)
             return out
 
         x = self.sublayer(0, x, self_attention)
@@ -210,14 +211,14 @@ class DecoderLayer(_Layer):
         weights = {}
 
         def self_attention(h):  # (B, T, D) -> (B, T, D), causal over the target
-            out, weights["self_attn"] = self._attend(self.self_attn, h, h, tgt_mask, is_causal,
-                                                     need_weights)
+            out, weights["self_attn"] = self._attend(
+                self.self_attn, h, h, tgt_mask, is_causal, need_weights)
             return out
 
-        def cross_attention(h):  # (B, T, D) -> (B, T, D): queries h, keys/values memory
-            out, weights["cross_attn"] = self._attend(self.cross_attn, h, memory, memory_mask,
-                                                      False, need_weights)
-            return out
+        def cross_attention(h):  # queries h (B, T, D); keys, values: memory
+            out, weights["cross_attn"] = self._attend(
+                self.cross_attn, h, memory, memory_mask, False, need_weights)
+            return out  # (B, T, D)
 
         x = self.sublayer(0, x, self_attention)
         x = self.sublayer(1, x, cross_attention)

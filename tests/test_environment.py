@@ -74,3 +74,12 @@ def test_book_build_pins_jupyter_book_1():
     py, _ = pyproject_set()
     spec = py["jupyter-book"]
     assert spec.contains("1.0.4") and not spec.contains("2.0.0"), spec
+
+
+def test_readme_and_setup_page_state_the_minimum_python_of_pyproject():
+    _, requires = pyproject_set()  # e.g. ">=3.11"
+    minimum = requires.removeprefix(">=")
+    for page in ("README.md", "book/setup.md"):
+        stated = re.findall(r"Python (\d+\.\d+) or newer", (ROOT / page).read_text())
+        assert stated, f"{page} does not state the minimum Python version"
+        assert set(stated) == {minimum}, f"{page} says Python {stated}; pyproject: {requires}"

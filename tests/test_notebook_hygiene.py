@@ -1,6 +1,10 @@
 """Guards on the committed notebooks: no outputs, kernelspec python3, in the TOC, hosted-ready."""
 
+import importlib
+import inspect
+import pkgutil
 import re
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -97,3 +101,49 @@ def test_solutions_are_gated_and_collapsed(path):
                 f"solution code at cell {cells.index(c)} must be collapsed (source_hidden)"
             )
             assert "check_" in code[-1].source, "a solution ends by running its checker"
+
+
+# --- written for the page: nothing wider than the book's column ------------------------------
+
+PAGE_WIDTH = 80  # characters the book's code column shows without horizontal scrolling
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_code_lines_fit_the_page(path):
+    long = [f"cell {cell.get('id')}: {line!r}"
+            for cell in read(path).cells if cell.cell_type == "code"
+            for line in cell.source.splitlines() if len(line) > PAGE_WIDTH]
+    assert not long, f"{len(long)} code lines over {PAGE_WIDTH} characters:\n" + "\n".join(long)
+
+
+def shown_objects():
+    """Every package object a notebook displays with ``show_source(name)``."""
+    import attention_course
+
+    modules = [importlib.import_module(info.name) for info in
+               pkgutil.walk_packages(attention_course.__path__, "attention_course.")
+               if not info.name.endswith("__main__")]
+    found = {}
+    for path in NOTEBOOKS:
+        for cell in read(path).cells:
+            if cell.cell_type != "code":
+                continue
+            for name in re.findall(r"show_source\(([\w.]+)\)", cell.source):
+                head, *rest = name.split(".")
+                owners = [m for m in modules if head in vars(m)
+                          and getattr(vars(m)[head], "__module__", None) == m.__name__]
+                assert owners, f"{path.name}: show_source({name}) names no package object"
+                obj = vars(owners[0])[head]
+                for attr in rest:
+                    obj = getattr(obj, attr)
+                found[f"{path.name}: {name}"] = obj
+    return found
+
+
+def test_source_shown_in_the_book_fits_the_page():
+    shown = shown_objects()
+    assert shown, "no notebook shows package source"
+    long = [f"{where}: {line!r}" for where, obj in shown.items()
+            for line in textwrap.dedent(inspect.getsource(obj)).splitlines()
+            if len(line) > PAGE_WIDTH]
+    assert not long, f"{len(long)} shown source lines over {PAGE_WIDTH}:\n" + "\n".join(long)
