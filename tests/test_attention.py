@@ -17,12 +17,7 @@ from attention_course.attention import (
     zero_fully_masked_rows,
 )
 from attention_course.masks import causal_mask, padding_mask
-
-f64 = torch.float64
-
-
-def rand(*shape, seed=0, dtype=f64):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+from tests.helpers import f64, rand
 
 
 def rand_mask(*shape, seed=0, p=0.3):

@@ -11,12 +11,7 @@ from attention_course.attention import scaled_dot_product_attention
 from attention_course.kernels import EXACT_KERNELS, fused_attention, select_kernel
 from attention_course.masks import causal_mask, key_padding_mask
 from attention_course.multihead import MultiHeadAttention
-
-f64 = torch.float64
-
-
-def rand(*shape, seed=0, dtype=f64):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+from tests.helpers import rand
 
 
 def reference(q, k, v, mask=None, *, is_causal=False, scale=None):

@@ -12,12 +12,7 @@ from attention_course.multihead import (
     merge_heads,
     split_heads,
 )
-
-f64 = torch.float64
-
-
-def rand(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=f64)
+from tests.helpers import f64, rand
 
 
 def make_pair(D=8, H=2, kdim=None, vdim=None, bias=True, seed=0):

@@ -9,13 +9,10 @@ from torch import nn
 
 from attention_course.masks import causal_mask, padding_mask, to_torch_mask
 from attention_course.transformer import Decoder, DecoderLayer, Encoder, EncoderLayer
+from tests.helpers import f64, rand
 
-f64 = torch.float64
 D, H, FF = 8, 2, 16
 
-
-def rand(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=f64)
 
 
 def perturb(module, seed=0):
