@@ -6,13 +6,15 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
-from matplotlib.path import Path  # noqa: E402
 
 from attention_course.diagrams.self_attention import self_attention_diagram  # noqa: E402
+from tests.diagrams.reading import (  # noqa: E402
+    assert_labels_legible,
+    boxes,
+    drawn_edges,
+)
 
 # The data flow, in reading order: each step feeds the next.
 FLOW = ["X", "W_Q", "Q", "scores", "mask", "softmax", "weights A", "AV", "output"]
@@ -23,7 +25,6 @@ EDGES = {
     ("Q", "scores"), ("K", "scores"), ("scores", "mask"), ("mask", "softmax"),
     ("softmax", "weights A"), ("weights A", "AV"), ("V", "AV"), ("AV", "output"),
 }
-TOLERANCE = 0.1  # canvas units: an arrow end this close to a box touches it
 
 
 @pytest.fixture(scope="module")
@@ -34,49 +35,8 @@ def fig():
     plt.close(figure)
 
 
-def name_of(text):
-    """First line of a label, without mathtext markup: '$W_Q$\\n(...)' -> 'W_Q'."""
-    return text.get_text().split("\n")[0].replace("$", "").replace("\\,", "")
 
 
-def boxes(fig):
-    """{name: (patch, text)} for every drawn box, named by the label at its centre."""
-    ax = fig.axes[0]
-    found = {}
-    for patch in ax.patches:
-        if not isinstance(patch, FancyBboxPatch):
-            continue
-        centre = (patch.get_x() + patch.get_width() / 2, patch.get_y() + patch.get_height() / 2)
-        labels = [t for t in ax.texts if np.allclose(t.get_position(), centre)]
-        assert len(labels) == 1, f"box at {centre} has {len(labels)} labels"
-        found[name_of(labels[0])] = (patch, labels[0])
-    return found
-
-
-def touches(patch, point):
-    x, y = point
-    return (patch.get_x() - TOLERANCE <= x <= patch.get_x() + patch.get_width() + TOLERANCE
-            and patch.get_y() - TOLERANCE <= y <= patch.get_y() + patch.get_height() + TOLERANCE)
-
-
-def drawn_edges(fig):
-    """(source, target) for every arrow, found from where its tail and its tip lie."""
-    named = boxes(fig)
-    edges = []
-    for patch in fig.axes[0].patches:
-        if not isinstance(patch, FancyArrowPatch):
-            continue
-        path = patch.get_path()
-        points = path.vertices[path.codes != Path.CLOSEPOLY]
-        tail = points[0]
-        tip = points[np.argmax(np.linalg.norm(points - tail, axis=1))]
-        ends = []
-        for point in (tail, tip):
-            hits = [name for name, (box, _) in named.items() if touches(box, point)]
-            assert len(hits) == 1, f"arrow end {point.round(2)} touches boxes {hits}"
-            ends.append(hits[0])
-        edges.append(tuple(ends))
-    return edges
 
 
 def test_returns_one_figure_with_every_step_of_the_flow(fig):
@@ -116,15 +76,4 @@ def test_the_optional_mask_is_dashed_and_the_others_are_not(fig):
 
 
 def test_labels_are_legible_fit_their_boxes_and_do_not_overlap(fig):
-    renderer = fig.canvas.get_renderer()
-    for name, (patch, text) in boxes(fig).items():
-        inside = patch.get_window_extent(renderer)
-        label = text.get_window_extent(renderer)
-        assert inside.x0 < label.x0 and label.x1 < inside.x1, f"{name}: label wider than box"
-        assert inside.y0 < label.y0 and label.y1 < inside.y1, f"{name}: label taller than box"
-    texts = fig.axes[0].texts
-    assert min(t.get_fontsize() for t in texts) >= 8
-    extents = [t.get_window_extent(renderer) for t in texts]
-    for i, a in enumerate(extents):
-        for b in extents[i + 1:]:
-            assert not a.overlaps(b), "two labels overlap"
+    assert_labels_legible(fig)
