@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attention_course._checks import check_tensor
+from attention_course._checks import check_float, check_tensor
 from attention_course.data import PAD
 
 __all__ = ["sequence_cross_entropy", "seq2seq_loss", "token_accuracy", "exact_match"]
@@ -37,7 +37,9 @@ def _check_has_real_tokens(targets: torch.Tensor, targets_name: str = "targets")
                          f"a mean over zero target tokens is undefined")
 
 
-def _cross_entropy(logits, targets, logits_name: str, targets_name: str) -> torch.Tensor:
+def _cross_entropy(logits, targets, logits_name: str, targets_name: str,
+                   label_smoothing: float = 0.0) -> torch.Tensor:
+    label_smoothing = check_float("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0)
     _check_targets(logits_name, logits, targets, logits=True, targets_name=targets_name)
     V = logits.shape[2]
     if V == 0:
@@ -47,20 +49,30 @@ def _cross_entropy(logits, targets, logits_name: str, targets_name: str) -> torc
         raise ValueError(f"{targets_name} contains token id {int(targets.max())} but "
                          f"{logits_name} has only V={V} classes (ids 0..{V - 1})")
     _check_has_real_tokens(targets, targets_name)
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD,
+                           label_smoothing=label_smoothing)
 
 
-def sequence_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def sequence_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, *,
+                           label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over non-PAD target tokens. ``logits`` ``(B, T, V)`` floating,
-    ``targets`` ``(B, T)`` integer ids in ``[0, V)``; at least one target must be non-PAD."""
-    return _cross_entropy(logits, targets, "logits", "targets")
+    ``targets`` ``(B, T)`` integer ids in ``[0, V)``; at least one target must be non-PAD.
+
+    ``label_smoothing`` ``ε`` in ``[0, 1]`` (``F.cross_entropy``'s argument) compares the
+    prediction with ``(1 - ε)`` · one-hot + ``ε`` · uniform over the ``V`` classes instead of the
+    one-hot target: per token, ``(1 - ε) · (-log p_target) + ε · mean_v(-log p_v)``. ``0.0``
+    (default) is the plain cross-entropy."""
+    return _cross_entropy(logits, targets, "logits", "targets", label_smoothing)
 
 
-def seq2seq_loss(model, batch) -> torch.Tensor:
+def seq2seq_loss(model, batch, *, label_smoothing: float = 0.0) -> torch.Tensor:
     """Teacher-forced loss of a sequence-to-sequence model on a
     :class:`~attention_course.data.Seq2SeqBatch`: ``model(src, src_lengths, tgt_in)`` must return
     ``(logits (B, T, V), anything)`` (as ``Seq2Seq`` and ``Transformer`` do). Pass it to
-    :func:`attention_course.train.train` as ``loss_fn``."""
+    :func:`attention_course.train.train` as ``loss_fn`` (with label smoothing, e.g.
+    ``functools.partial(seq2seq_loss, label_smoothing=0.1)``; see
+    :func:`sequence_cross_entropy`)."""
+    label_smoothing = check_float("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0)
     fields = ("src", "src_lengths", "tgt_in", "tgt_out")
     if not all(hasattr(batch, f) for f in fields):
         raise TypeError(f"batch must be a Seq2SeqBatch (with {', '.join(fields)}), got "
@@ -76,7 +88,7 @@ def seq2seq_loss(model, batch) -> torch.Tensor:
                         f"weights_or_None), got {got}")
     logits, _ = output  # (B, T, V)
     return _cross_entropy(logits, batch.tgt_out, "the model's logits (its first output)",
-                          "batch.tgt_out")
+                          "batch.tgt_out", label_smoothing)
 
 
 def token_accuracy(tokens: torch.Tensor, targets: torch.Tensor) -> float:

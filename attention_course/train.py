@@ -30,10 +30,12 @@ def quiet() -> bool:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: one loss per step, and the wall-clock time."""
+    """What :func:`train` returns: one loss per step, the wall-clock time, and the learning rate
+    each step used."""
 
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    learning_rates: list[float] = field(default_factory=list)
 
     def smoothed(self, window: int = 20) -> list[float]:
         """Running mean of the losses over ``window`` steps (for plots); ``window >= 1``."""
@@ -69,6 +71,19 @@ def _check_loss(loss, step: int) -> None:
                          f"parameters (not detached, not under torch.no_grad())")
 
 
+def _checked_schedule(lr_schedule: Callable[[int], float]) -> Callable[[int], float]:
+    """``lr_schedule`` with its value checked at every step: a finite real number ``>= 0``."""
+
+    def factor(step: int) -> float:
+        value = lr_schedule(step)
+        try:
+            return check_float("lr_schedule(step)", value, minimum=0.0)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{error} (at step {step})") from None
+
+    return factor
+
+
 def train(
     model: nn.Module,
     loss_fn: Callable[[nn.Module, object], torch.Tensor],
@@ -79,6 +94,7 @@ def train(
     seed: int = 0,
     clip_norm: float | None = 1.0,
     progress: bool | None = None,
+    lr_schedule: Callable[[int], float] | None = None,
 ) -> TrainResult:
     """Train ``model`` with Adam for ``steps`` steps; return the loss history.
 
@@ -89,6 +105,12 @@ def train(
     on return, so the caller's global random state is the same afterwards as before. Gradients
     are clipped to ``clip_norm`` (``None`` to disable). ``progress=None`` shows a bar only in an
     interactive session (see :func:`quiet`). The model is left in ``eval()`` mode.
+
+    ``lr_schedule(step)`` (optional) returns a factor for the 0-based step ``step``: that step
+    uses the learning rate ``lr * lr_schedule(step)`` (through
+    ``torch.optim.lr_scheduler.LambdaLR``; see :mod:`attention_course.schedules` for warmup and
+    Vaswani et al.'s schedule). A factor must be a finite number ``>= 0``. ``None`` (default)
+    keeps ``lr`` constant. The rate each step used is in ``TrainResult.learning_rates``.
 
     Arguments are checked before any step: ``steps >= 1``, ``lr`` finite and ``> 0``,
     ``clip_norm`` finite and ``> 0`` or ``None``, ``seed`` an int, ``progress`` a bool or
@@ -114,9 +136,14 @@ def train(
         clip_norm = check_float("clip_norm", clip_norm, minimum=0.0, include_minimum=False)
     if progress is not None:
         check_bool("progress", progress)
+    if lr_schedule is not None and not callable(lr_schedule):
+        raise TypeError(f"lr_schedule must be a function step -> factor or None, got "
+                        f"{type(lr_schedule).__name__} {lr_schedule!r}")
 
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = (None if lr_schedule is None else
+                 torch.optim.lr_scheduler.LambdaLR(optimizer, _checked_schedule(lr_schedule)))
     result = TrainResult()
     show = (not quiet()) if progress is None else progress
     bar = tqdm(range(steps), disable=not show, desc="training", leave=False)
@@ -136,7 +163,10 @@ def train(
             loss.backward()
             if clip_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+            result.learning_rates.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             result.losses.append(loss.item())
             if show:
                 bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)

@@ -188,3 +188,63 @@ def test_seq2seq_loss_takes_any_valid_batch():
     logits = torch.zeros(1, 3, V)
     loss = seq2seq_loss(Fixed(lambda s, n, t: (logits, None)), batch)
     assert torch.isclose(loss, torch.log(torch.tensor(float(V))))  # uniform over V classes
+
+
+# ---------------------------------------------------------------- label smoothing
+
+
+def test_label_smoothing_is_the_mixture_of_one_hot_and_uniform_over_real_tokens():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, V, generator=g, dtype=torch.float64)
+    real = TARGETS != PAD
+    log_p = torch.log_softmax(logits, -1)  # (B, T, V)
+    nll = -log_p.gather(-1, TARGETS[..., None])[..., 0][real]  # (N,)
+    uniform = -log_p.mean(-1)[real]  # (N,): cross-entropy against the uniform distribution
+    for eps in (0.0, 0.1, 0.5, 1.0):
+        expected = ((1 - eps) * nll + eps * uniform).mean()
+        got = sequence_cross_entropy(logits, TARGETS, label_smoothing=eps)
+        assert torch.allclose(got, expected, rtol=0, atol=1e-12), eps
+    assert torch.equal(sequence_cross_entropy(logits, TARGETS, label_smoothing=0.0),
+                       sequence_cross_entropy(logits, TARGETS))  # the default is unchanged
+
+
+def test_label_smoothing_is_minimised_below_full_confidence():
+    # With smoothing eps the best prediction puts 1 - eps + eps / V on the target, not 1.
+    eps, targets = 0.1, torch.tensor([[5]])
+    best = torch.full((V,), eps / V, dtype=torch.float64)
+    best[5] += 1 - eps
+    confident = torch.full((V,), 1e-6, dtype=torch.float64)
+    confident[5] = 1.0
+    loss = {name: sequence_cross_entropy(p.log()[None, None], targets, label_smoothing=eps)
+            for name, p in (("best", best), ("confident", confident))}
+    assert loss["best"] < loss["confident"]
+    logits = best.log().clone().requires_grad_(True)
+    sequence_cross_entropy(logits[None, None], targets, label_smoothing=eps).backward()
+    assert logits.grad.abs().max() < 1e-12  # a stationary point: the minimum
+
+
+def test_seq2seq_loss_passes_label_smoothing_through():
+    b = make_batch("reverse", 4, min_len=2, max_len=5, num_symbols=6,
+                   generator=torch.Generator().manual_seed(0))
+    logits = torch.randn(*b.tgt_out.shape, V, generator=torch.Generator().manual_seed(1))
+
+    def model(src, src_lengths, tgt_in):
+        return logits, None
+
+    for eps in (0.0, 0.2):
+        assert torch.equal(seq2seq_loss(model, b, label_smoothing=eps),
+                           sequence_cross_entropy(logits, b.tgt_out, label_smoothing=eps))
+    assert torch.equal(seq2seq_loss(model, b), sequence_cross_entropy(logits, b.tgt_out))
+
+
+@pytest.mark.parametrize("eps, error", [(-0.1, ValueError), (1.5, ValueError),
+                                        (float("nan"), ValueError), ("0.1", TypeError),
+                                        (True, TypeError)])
+def test_label_smoothing_outside_0_1_is_named(eps, error):
+    with pytest.raises(error, match="label_smoothing"):
+        sequence_cross_entropy(LOGITS, TARGETS, label_smoothing=eps)
+    b = make_batch("copy", 2, min_len=2, max_len=3, num_symbols=6,
+                   generator=torch.Generator().manual_seed(0))
+    with pytest.raises(error, match="label_smoothing"):
+        seq2seq_loss(lambda *args: (torch.zeros(*b.tgt_out.shape, V), None), b,
+                     label_smoothing=eps)

@@ -285,3 +285,71 @@ def test_set_seed_rejects_bad_seeds(seed, error, words):
         set_seed(seed)
     for word in words:
         assert word in str(info.value)
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+
+
+def test_a_schedule_of_ones_changes_nothing_and_rates_are_recorded():
+    plain = train(fresh(), seq2seq_loss, sample_copy, steps=8, lr=1e-2, seed=3, progress=False)
+    ones = train(fresh(), seq2seq_loss, sample_copy, steps=8, lr=1e-2, seed=3, progress=False,
+                 lr_schedule=lambda step: 1.0)
+    assert ones.losses == plain.losses  # bit for bit
+    assert plain.learning_rates == ones.learning_rates == [1e-2] * 8
+
+
+def test_a_schedule_sets_each_steps_learning_rate_like_a_hand_written_loop():
+    def factor(step):
+        return [0.1, 0.5, 1.0, 0.0, 2.0, 0.25][step] if step < 6 else 1.0
+
+    model, expected_model = fresh(), fresh()
+    result = train(model, seq2seq_loss, sample_copy, steps=6, lr=1e-2, seed=4, clip_norm=None,
+                   progress=False, lr_schedule=factor)
+    assert result.learning_rates == [1e-2 * factor(s) for s in range(6)]
+
+    g = torch.Generator().manual_seed(4)
+    optimizer = torch.optim.Adam(expected_model.parameters(), lr=1e-2)
+    expected = []
+    for step in range(6):
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-2 * factor(step)
+        loss = seq2seq_loss(expected_model, sample_copy(g))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        expected.append(loss.item())
+    assert result.losses == expected
+    for ours, theirs in zip(model.parameters(), expected_model.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+
+
+def test_a_zero_factor_leaves_the_weights_alone():
+    model = fresh()
+    before = [p.detach().clone() for p in model.parameters()]
+    train(model, seq2seq_loss, sample_copy, steps=3, lr=1e-2, progress=False,
+          lr_schedule=lambda step: 0.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("schedule, error, words", [
+    (0.5, TypeError, ["lr_schedule", "float"]),
+    ("warmup", TypeError, ["lr_schedule", "str"]),
+    (lambda step: -1.0, ValueError, ["lr_schedule(step)", ">= 0", "step 0"]),
+    (lambda step: float("nan"), ValueError, ["lr_schedule(step)", "finite", "step 0"]),
+    (lambda step: "1", TypeError, ["lr_schedule(step)", "str", "step 0"]),
+    (lambda step: None, TypeError, ["lr_schedule(step)", "NoneType", "step 0"]),
+], ids=["float", "str", "negative", "nan", "returns str", "returns None"])
+def test_bad_schedules_are_named_before_any_step(schedule, error, words):
+    calls = []
+    with pytest.raises(error) as info:
+        train(fresh(), seq2seq_loss, lambda g: calls.append(1) or sample_copy(g), steps=2,
+              progress=False, lr_schedule=schedule)
+    for word in words:
+        assert word in str(info.value)
+    assert calls == []
+
+
+def test_a_schedule_that_goes_bad_later_names_the_step():
+    with pytest.raises(ValueError, match="step 3"):
+        train(fresh(), seq2seq_loss, sample_copy, steps=6, progress=False,
+              lr_schedule=lambda step: 1.0 if step < 3 else float("inf"))

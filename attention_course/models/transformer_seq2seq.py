@@ -3,6 +3,15 @@
 Embeddings scaled by :math:`\\sqrt{d_\\text{model}}` plus sinusoidal positions, an
 :class:`~attention_course.transformer.Encoder` and a causal
 :class:`~attention_course.transformer.Decoder`, and a linear output layer ("generator").
+
+The embeddings start from :math:`\\mathcal{N}(0, 1/d_\\text{model})`, so that after the
+:math:`\\sqrt{d_\\text{model}}` scale every feature of a token has unit variance: the same scale
+as the sinusoids it is added to (features in ``[-1, 1]``, variance 1/2). ``nn.Embedding``'s own
+:math:`\\mathcal{N}(0, 1)` would make the tokens :math:`\\sqrt{d_\\text{model}}` times larger and
+drown the positions. :math:`\\mathcal{N}(0, 1/d_\\text{model})` is also the right scale for an
+output layer, so ``tie_weights=True`` can share the target embedding with the generator, as
+Vaswani et al. (2017) did.
+
 Token ids (``pad_id``, ``bos_id``) come from :class:`TransformerConfig`, whose defaults are the
 course vocabulary's (:mod:`attention_course.data.vocab`).
 
@@ -53,6 +62,7 @@ class TransformerConfig:
     dropout: float = 0.0
     activation: str = "relu"
     norm_first: bool = False
+    tie_weights: bool = False
     max_len: int = 256
     pad_id: int = PAD
     bos_id: int = BOS
@@ -69,6 +79,7 @@ class TransformerConfig:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
                              f"got {self.activation!r}")
         check_bool("norm_first", self.norm_first)
+        check_bool("tie_weights", self.tie_weights)
         for name in ("pad_id", "bos_id"):
             check_int(name, getattr(self, name), minimum=0)
         if self.pad_id >= min(self.src_vocab_size, self.tgt_vocab_size):
@@ -88,6 +99,10 @@ class TransformerSeq2Seq(nn.Module):
     With ``need_weights=True`` the weights are ``{"encoder": [...], "decoder": [...]}``: per
     layer, bottom to top, a dict of per-head weights — encoder ``{"self_attn": (B, H, S, S)}``,
     decoder ``{"self_attn": (B, H, T, T), "cross_attn": (B, H, T, S)}``.
+
+    With ``config.tie_weights`` the generator's weight *is* the target embedding's
+    (``generator.weight is tgt_embedding.weight``, ``(V, D)``): one matrix reads tokens in and
+    scores them out, and the model has ``V·D`` fewer parameters. The generator keeps its own bias.
     """
 
     def __init__(self, config: TransformerConfig):
@@ -111,6 +126,14 @@ class TransformerSeq2Seq(nn.Module):
         for name, p in self.named_parameters():
             if p.dim() > 1 and "embedding" not in name:
                 nn.init.xavier_uniform_(p)
+        # Embeddings: N(0, 1/D), so that sqrt(D) * embedding has unit-variance features, like
+        # the sinusoids added to it. The PAD row stays zero.
+        with torch.no_grad():
+            for embedding in (self.src_embedding, self.tgt_embedding):
+                nn.init.normal_(embedding.weight, std=c.d_model ** -0.5)
+                embedding.weight[c.pad_id].zero_()
+        if c.tie_weights:  # one (V, D) matrix: embedding in, generator out
+            self.generator.weight = self.tgt_embedding.weight
 
     def _embed(self, embedding, tokens):
         return self.positional(embedding(tokens) * math.sqrt(self.config.d_model))  # (B, L, D)

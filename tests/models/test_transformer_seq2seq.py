@@ -262,3 +262,60 @@ def test_empty_batches_and_targets_give_empty_results():
     memory, key_mask = model.encode(SRC, LENGTHS)
     assert torch.equal(model.decode(TGT, memory, key_mask[:, 0]),  # (B, 1, S) works too
                        model.decode(TGT, memory, key_mask))
+
+
+# ---------------------------------------------------------------- embeddings and weight tying
+
+
+def test_embeddings_start_at_the_scale_the_sqrt_d_factor_assumes():
+    torch.manual_seed(0)
+    d = 64
+    model = TransformerSeq2Seq(TransformerConfig(200, 200, d_model=d, num_heads=2))
+    for embedding in (model.src_embedding, model.tgt_embedding):
+        weight = embedding.weight.detach()
+        assert torch.equal(weight[model.config.pad_id], torch.zeros(d))  # PAD stays zero
+        std = weight[1:].std().item()  # N(0, 1/d): sqrt(d) * embedding has unit variance
+        assert abs(std * d**0.5 - 1) < 0.05, std
+    # Token part and positional part of the input are of comparable size (sqrt(2) apart),
+    # not sqrt(d) times apart as nn.Embedding's N(0, 1) init would make them.
+    tokens = torch.arange(1, 200)[None]  # (1, 199)
+    scaled = model.src_embedding(tokens) * d**0.5  # (1, L, D)
+    positions = model._embed(model.src_embedding, tokens) - scaled
+    ratio = (scaled.norm(dim=-1).mean() / positions.norm(dim=-1).mean()).item()
+    assert 1.3 < ratio < 1.5, ratio
+
+
+def test_tied_weights_share_one_matrix_and_train_it_from_both_ends():
+    untied, tied = small_model(), small_model(tie_weights=True)
+    assert untied.generator.weight is not untied.tgt_embedding.weight
+    assert tied.generator.weight is tied.tgt_embedding.weight
+    assert tied.src_embedding.weight is not tied.tgt_embedding.weight  # only target and output
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(untied) - count(tied) == V * 16
+    # Gradients from the output layer and from the embedding lookup land in the same tensor.
+    b = batch()
+    tied.train()
+    seq2seq_loss(tied, b).backward()
+    grad = tied.tgt_embedding.weight.grad
+    assert grad is tied.generator.weight.grad and grad is not None
+    unused = sorted(set(range(V)) - set(b.tgt_in.unique().tolist()))  # never fed to the decoder
+    assert grad[unused].abs().sum() > 0  # ... yet scored by the generator
+
+
+def test_tied_model_round_trips_through_its_state_dict_and_stays_tied():
+    model = small_model(tie_weights=True)
+    copy = small_model(tie_weights=True)
+    with torch.no_grad():
+        model.tgt_embedding.weight.add_(1.0)
+    copy.load_state_dict(model.state_dict())
+    assert copy.generator.weight is copy.tgt_embedding.weight
+    assert torch.equal(copy.generator.weight, model.generator.weight)
+    b = batch()
+    assert torch.equal(copy(b.src, b.src_lengths, b.tgt_in)[0],
+                       model(b.src, b.src_lengths, b.tgt_in)[0])
+
+
+def test_tie_weights_default_is_false_and_must_be_a_bool():
+    assert TransformerConfig(10, 10).tie_weights is False
+    with pytest.raises(TypeError, match="tie_weights"):
+        TransformerConfig(10, 10, tie_weights=1)
