@@ -38,24 +38,30 @@ def touches(patch, point):
             and patch.get_y() - TOLERANCE <= y <= patch.get_y() + patch.get_height() + TOLERANCE)
 
 
+def arrow_paths(fig):
+    """``(patch, points, tail, tip)`` for every drawn arrow: its path's points, the first one,
+    and the point farthest from it (the tip, whatever the arrow's bend)."""
+    for patch in fig.axes[0].patches:
+        if isinstance(patch, FancyArrowPatch):
+            path = patch.get_path()
+            points = path.vertices[path.codes != Path.CLOSEPOLY]
+            tail = points[0]
+            tip = points[np.argmax(np.linalg.norm(points - tail, axis=1))]
+            yield patch, points, tail, tip
+
+
+def box_touched(named, point):
+    """The one key of ``named`` ({key: (patch, text)}) whose box ``point`` touches."""
+    hits = [key for key, (box, _) in named.items() if touches(box, point)]
+    assert len(hits) == 1, f"arrow end {point.round(2)} touches boxes {hits}"
+    return hits[0]
+
+
 def drawn_edges(fig):
     """(source, target) for every arrow, from the boxes its tail and its tip touch."""
     named = boxes(fig)
-    edges = []
-    for patch in fig.axes[0].patches:
-        if not isinstance(patch, FancyArrowPatch):
-            continue
-        path = patch.get_path()
-        points = path.vertices[path.codes != Path.CLOSEPOLY]
-        tail = points[0]
-        tip = points[np.argmax(np.linalg.norm(points - tail, axis=1))]
-        ends = []
-        for point in (tail, tip):
-            hits = [name for name, (box, _) in named.items() if touches(box, point)]
-            assert len(hits) == 1, f"arrow end {point.round(2)} touches boxes {hits}"
-            ends.append(hits[0])
-        edges.append(tuple(ends))
-    return edges
+    return [(box_touched(named, tail), box_touched(named, tip))
+            for _, _, tail, tip in arrow_paths(fig)]
 
 
 def assert_labels_legible(fig):

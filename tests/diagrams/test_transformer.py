@@ -12,13 +12,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle  # noqa: E402
-from matplotlib.path import Path  # noqa: E402
+from matplotlib.patches import FancyBboxPatch, Rectangle  # noqa: E402
 
 from attention_course.diagrams._draw import PALETTE  # noqa: E402
 from attention_course.diagrams.transformer import transformer_diagram  # noqa: E402
+from tests.diagrams.reading import arrow_paths, box_touched, centre  # noqa: E402
 
-TOLERANCE = 0.1  # canvas units: an arrow end this close to a box touches it
 BLACK = to_rgba("#333333")
 
 
@@ -57,10 +56,6 @@ def short_name(text):
     return first.replace("$", "").strip()
 
 
-def centre(patch):
-    return patch.get_x() + patch.get_width() / 2, patch.get_y() + patch.get_height() / 2
-
-
 def boxes(fig):
     """{key: (patch, text)} for every box. Keys are 'encoder/<name>#<k>', 'decoder/...' or
     'mask/<name>' (by column), ``k`` counting equal names bottom to top from 0."""
@@ -85,29 +80,13 @@ def boxes(fig):
     return named
 
 
-def touches(patch, point):
-    x, y = point
-    return (patch.get_x() - TOLERANCE <= x <= patch.get_x() + patch.get_width() + TOLERANCE
-            and patch.get_y() - TOLERANCE <= y <= patch.get_y() + patch.get_height() + TOLERANCE)
-
-
 def arrows(fig):
     """[(source, target, colour, bulge)] for every arrow, found from where its tail and tip lie;
     ``bulge`` is how far the drawn path strays sideways from the straight line (x units)."""
     named = boxes(fig)
     found = []
-    for patch in fig.axes[0].patches:
-        if not isinstance(patch, FancyArrowPatch):
-            continue
-        path = patch.get_path()
-        points = path.vertices[path.codes != Path.CLOSEPOLY]
-        tail = points[0]
-        tip = points[np.argmax(np.linalg.norm(points - tail, axis=1))]
-        ends = []
-        for point in (tail, tip):
-            hits = [key for key, (box, _) in named.items() if touches(box, point)]
-            assert len(hits) == 1, f"arrow end {point.round(2)} touches boxes {hits}"
-            ends.append(hits[0])
+    for patch, points, tail, tip in arrow_paths(fig):
+        ends = [box_touched(named, tail), box_touched(named, tip)]
         line_x = np.interp(points[:, 1], sorted([tail[1], tip[1]]),
                            [tail[0], tip[0]] if tail[1] <= tip[1] else [tip[0], tail[0]])
         bulge = float(np.max(np.abs(points[:, 0] - line_x)))
