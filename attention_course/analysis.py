@@ -412,3 +412,215 @@ def factor_per_step(values: torch.Tensor, *, skip: int = 0) -> float:
     slope = ((d - d.mean()) * (log_v - log_v.mean())).sum() / ((d - d.mean()) ** 2).sum()
     return slope.exp().item()
 
+
+
+def log_linear_r2(values: torch.Tensor, *, skip: int = 0) -> float:
+    """How well a straight line fits ``log(values)``: the R² of the
+    least-squares fit behind :func:`factor_per_step`.
+
+    ``1`` when the values follow a geometric trend exactly (a straight line on
+    a logarithmic axis); lower when the trend bends (e.g. a decay that levels
+    off). A constant sequence is a perfect (flat) line: ``1``.
+
+    Args:
+        values: ``(n,)`` positive, finite, indexed by the step.
+        skip: how many leading entries to leave out; at least two must remain.
+
+    Returns:
+        ``1 - SS_res / SS_tot`` of the fit on ``log(values[skip:])``, a float.
+    """
+    factor_per_step(values, skip=skip)  # the same checks on the arguments
+    d = torch.arange(values.shape[0])[skip:].double()  # (n - skip,)
+    log_v = values.double()[skip:].log()  # (n - skip,)
+    d_c, log_c = d - d.mean(), log_v - log_v.mean()
+    slope = (d_c * log_c).sum() / (d_c ** 2).sum()
+    ss_res = ((log_c - slope * d_c) ** 2).sum()
+    ss_tot = (log_c ** 2).sum()
+    rounding = (1e-12 * log_v.abs().max()) ** 2 * len(log_v)
+    if ss_tot <= rounding:  # flat up to rounding: a flat line, fitted exactly
+        return 1.0
+    return (1 - ss_res / ss_tot).item()
+
+
+__all__.append("log_linear_r2")
+
+
+# --- head statistics for attention patterns (Chapter 6) --------------------------------------
+#
+# Each takes self-attention weights ``(*, B, H, T, T)`` (``*``: any leading dimensions, e.g. the
+# layers of :func:`stack_weights`), averages over the batch and the counted queries, and returns
+# one score per head ``(*, H)``. Ground truth such as ``tokens``, ``partner`` or ``classes`` is
+# ``(B, T)``, one entry per position of the sequences the weights came from.
+
+__all__ += ["mean_attention_distance", "previous_token_score", "induction_score",
+            "weight_on_partner", "same_class_score"]
+
+
+def _check_self_attention(weights) -> None:
+    _check_weights("weights", weights, min_ndim=4)
+    if weights.shape[-1] != weights.shape[-2]:
+        raise ValueError(f"weights must be self-attention weights (*, B, H, T, T) with as many "
+                         f"queries as keys, got shape {tuple(weights.shape)}")
+
+
+def _check_per_position(name: str, x, weights) -> None:
+    """``x`` must be an integer ``(B, T)`` tensor matching weights ``(*, B, H, T, T)``."""
+    check_tensor(name, x, ndim=2, integer=True)
+    expected = (weights.shape[-4], weights.shape[-1])
+    if tuple(x.shape) != expected:
+        raise ValueError(f"{name} has shape {tuple(x.shape)} but the weights "
+                         f"{tuple(weights.shape)} are (*, B, H, T, T); expected {name} of shape "
+                         f"(B, T) = {expected}")
+    if x.device != weights.device:
+        raise ValueError(f"{name} is on device {x.device} but weights is on {weights.device}; "
+                         f"put them on the same device")
+
+
+def _mean_over_queries(on_key: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+    """``on_key`` ``(*, B, H, T)`` averaged over the batch and the ``counted`` ``(B, T)``
+    queries → ``(*, H)``."""
+    counted = counted[:, None, :].to(on_key.dtype)  # (B, 1, T)
+    return (on_key * counted).sum(dim=(-3, -1)) / counted.sum()  # (*, H)
+
+
+def mean_attention_distance(weights: torch.Tensor) -> torch.Tensor:
+    """How far each head looks: the mean of ``sum_j alpha_ij |i - j|`` over queries ``i``.
+
+    A head that attends to the previous token scores about 1 (query 0 has no previous token),
+    one that attends to itself 0, a uniform causal head about ``T / 3``. A fully masked query
+    (zero weights) counts as 0.
+
+    Args:
+        weights: self-attention weights ``(*, B, H, T, T)``.
+
+    Returns:
+        ``(*, H)``: the mean over the batch and every query.
+    """
+    _check_self_attention(weights)
+    T = weights.shape[-1]
+    t = torch.arange(T, device=weights.device)
+    distance = (t[:, None] - t[None, :]).abs().to(weights.dtype)  # (T, T): |i - j|
+    per_query = (weights * distance).sum(dim=-1)  # (*, B, H, T)
+    return per_query.mean(dim=(-3, -1))  # (*, H)
+
+
+def previous_token_score(weights: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Mean weight each head puts on the token ``k`` positions back (``k = 1``: the previous
+    token), over the queries ``i >= k`` that have one: :func:`weight_on_offset` at ``-k``.
+
+    Args:
+        weights: self-attention weights ``(*, B, H, T, T)``.
+        k: how far back, ``1 <= k < T``.
+
+    Returns:
+        ``(*, H)`` in ``[0, 1]``: 1 for a head that always attends ``k`` tokens back.
+    """
+    _check_self_attention(weights)
+    check_int("k", k, minimum=1)
+    if k >= weights.shape[-1]:
+        raise ValueError(f"k={k} leaves no query with a token k positions back in sequences of "
+                         f"length T={weights.shape[-1]}; expected 1 <= k < {weights.shape[-1]}")
+    return weight_on_offset(weights, -k)
+
+
+def induction_score(weights: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean weight each head puts on the tokens that followed earlier occurrences of the
+    current token — where an induction head looks (Olsson et al., 2022).
+
+    For query ``i`` with token ``x``, the keys are ``j + 1`` for every ``j < i`` with
+    ``tokens[j] == x``: with one earlier occurrence (as in a repeated random sequence), the
+    position right after it. The head's weights on those keys are summed; queries whose token
+    did not occur before are left out of the mean. An induction head scores near 1 on repeated
+    sequences, a previous-token head near 0.
+
+    Args:
+        weights: self-attention weights ``(*, B, H, T, T)``.
+        tokens: ``(B, T)`` integer token ids of the sequences the weights came from.
+
+    Returns:
+        ``(*, H)`` in ``[0, 1]``.
+    """
+    _check_self_attention(weights)
+    _check_per_position("tokens", tokens, weights)
+    T = tokens.shape[1]
+    t = torch.arange(T, device=tokens.device)
+    same = tokens[:, :, None] == tokens[:, None, :]  # (B, T, T): [i, j] same token
+    earlier = same & (t[None, :] < t[:, None])  # (B, T, T): j < i
+    counted = earlier.any(dim=-1)  # (B, T): queries whose token occurred before
+    if not counted.any():
+        raise ValueError("tokens has no token that occurs twice in a sequence; the induction "
+                         "score needs repeated tokens (e.g. data.repeated_sequences)")
+    targets = torch.zeros_like(earlier)  # (B, T, T): [i, j + 1] for each earlier occurrence j
+    targets[..., 1:] = earlier[..., :-1]
+    on_keys = (weights * targets[:, None].to(weights.dtype)).sum(dim=-1)  # (*, B, H, T)
+    return _mean_over_queries(on_keys, counted)
+
+
+def weight_on_partner(weights: torch.Tensor, partner: torch.Tensor) -> torch.Tensor:
+    """Mean weight each head puts on each position's syntactic partner.
+
+    Args:
+        weights: self-attention weights ``(*, B, H, T, T)``.
+        partner: ``(B, T)`` integer, the key index of each query's partner (e.g. a closing
+            bracket's opening one, a verb's subject), ``-1`` for none: those queries are left
+            out. For causal weights pass partners at or before the query (e.g.
+            ``BracketSequences.earlier_partner``): a causal head cannot see later ones.
+
+    Returns:
+        ``(*, H)`` in ``[0, 1]``: 1 for a head that always attends to the partner.
+    """
+    _check_self_attention(weights)
+    _check_per_position("partner", partner, weights)
+    T = weights.shape[-1]
+    if int(partner.min()) < -1 or int(partner.max()) >= T:
+        raise ValueError(f"partner has values in [{int(partner.min())}, {int(partner.max())}]; "
+                         f"expected key indices in [0, {T - 1}] or -1 for no partner")
+    counted = partner >= 0  # (B, T)
+    if not counted.any():
+        raise ValueError("partner is -1 everywhere; expected at least one query with a partner")
+    index = partner.clamp_min(0)[:, None, :, None]  # (B, 1, T, 1)
+    index = index.expand(*weights.shape[:-1], 1)  # (*, B, H, T, 1)
+    on_partner = weights.gather(-1, index).squeeze(-1)  # (*, B, H, T)
+    return _mean_over_queries(on_partner, counted)
+
+
+def same_class_score(weights: torch.Tensor, classes: torch.Tensor, *,
+                     causal: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean weight each head puts on other tokens of the query's class, and its chance level.
+
+    For query ``i`` of class ``c >= 0`` the score is ``sum_j alpha_ij`` over the visible keys
+    ``j != i`` of class ``c`` (visible: ``j <= i`` when ``causal``, every ``j`` otherwise).
+    Queries of class ``-1`` (no class, e.g. ``BOS`` or filler words) and queries without any
+    other visible token of their class are left out. *Chance* is what a head attending
+    uniformly to every visible key (itself included) would score on the same queries: the
+    fraction of visible keys that are other tokens of the query's class. A semantic head
+    scores far above chance; compare ``score / chance``.
+
+    Args:
+        weights: self-attention weights ``(*, B, H, T, T)``.
+        classes: ``(B, T)`` integer class of each token, ``-1`` for none.
+        causal: whether the weights come from a causal model (sets the visible keys).
+
+    Returns:
+        ``(score (*, H), chance ())``, both in ``[0, 1]``.
+    """
+    _check_self_attention(weights)
+    _check_per_position("classes", classes, weights)
+    check_bool("causal", causal)
+    if int(classes.min()) < -1:
+        raise ValueError(f"classes must be >= 0, or -1 for a token without class, got "
+                         f"{int(classes.min())}")
+    T = classes.shape[1]
+    t = torch.arange(T, device=classes.device)
+    visible = t[None, :] <= t[:, None] if causal else torch.ones(T, T, dtype=torch.bool,
+                                                                  device=classes.device)
+    same = (classes[:, :, None] == classes[:, None, :]) & (classes[:, :, None] >= 0)
+    others = same & visible & (t[None, :] != t[:, None])  # (B, T, T): same class, not self
+    counted = others.any(dim=-1)  # (B, T)
+    if not counted.any():
+        raise ValueError("classes gives no query another visible token of its class; expected "
+                         "at least two tokens of one class in a sequence")
+    on_class = (weights * others[:, None].to(weights.dtype)).sum(dim=-1)  # (*, B, H, T)
+    uniform = others.sum(dim=-1) / visible.sum(dim=-1)  # (B, T): a uniform head's score
+    chance = uniform[counted].to(weights.dtype).mean()  # ()
+    return _mean_over_queries(on_class, counted), chance

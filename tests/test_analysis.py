@@ -358,3 +358,182 @@ def test_core_does_not_import_analysis_or_bench(core):
         pytest.skip(f"{path.name} does not exist")
     modules = imported_modules(path)
     assert not {"attention_course.analysis", "attention_course.bench"} & modules
+
+
+# --- log_linear_r2 ---------------------------------------------------------------------------
+
+from attention_course.analysis import log_linear_r2  # noqa: E402 - appended with its tests
+
+
+@pytest.mark.parametrize("factor", [0.3, 0.9, 1.0, 1.7])
+def test_log_linear_r2_is_one_for_an_exact_geometric_trend(factor):
+    values = 5.0 * factor ** torch.arange(30, dtype=F64)
+    assert log_linear_r2(values) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_log_linear_r2_falls_when_the_trend_bends():
+    d = torch.arange(40, dtype=F64)
+    levels_off = 0.5 ** d + 1e-3  # geometric, then flat: not a straight line on a log axis
+    assert log_linear_r2(levels_off) < 0.9
+    assert log_linear_r2(levels_off[:8]) > 0.99  # the geometric part alone is straight
+    noisy = 0.8 ** d * torch.exp(torch.randn(40, generator=torch.Generator().manual_seed(0),
+                                             dtype=F64))
+    assert 0.5 < log_linear_r2(noisy) < 0.99  # the trend is there, the points scatter
+
+
+def test_log_linear_r2_is_pearsons_r_squared_and_checks_like_factor_per_step():
+    values = torch.tensor([4.0, 1.0, 3.0, 0.5, 0.7, 0.1], dtype=F64)
+    d, y = torch.arange(6.0, dtype=F64), values.log()
+    r = torch.corrcoef(torch.stack([d[1:], y[1:]]))[0, 1].item()  # Pearson's r
+    assert log_linear_r2(values, skip=1) == pytest.approx(r ** 2, rel=1e-12)
+    with pytest.raises(ValueError, match="positive"):
+        log_linear_r2(torch.tensor([1.0, 0.0, 2.0]))
+    with pytest.raises(ValueError, match="skip"):
+        log_linear_r2(torch.tensor([1.0, 2.0]), skip=1)
+    assert log_linear_r2(torch.full((5,), 3.0)) == 1.0  # a flat line
+
+
+# --- head statistics for attention patterns (Chapter 6) --------------------------------------
+
+from attention_course.analysis import (  # noqa: E402 - appended with their tests
+    induction_score,
+    mean_attention_distance,
+    previous_token_score,
+    same_class_score,
+    weight_on_partner,
+)
+from attention_course.data import bracket_sequences, repeated_sequences  # noqa: E402
+
+
+def causal_uniform(L: int) -> torch.Tensor:
+    """``(L, L)``: each query spreads its weight evenly over keys ``0 … i``."""
+    w = torch.ones(L, L, dtype=F64).tril()
+    return w / w.sum(-1, keepdim=True)
+
+
+def constructed_heads(L: int) -> torch.Tensor:
+    """``(1, 4, L, L)``: previous token (query 0 on itself), itself, key 0, uniform causal."""
+    t = torch.arange(L)
+    previous = one_hot_rows((t - 1).clamp_min(0), L)
+    return torch.stack([previous, torch.eye(L, dtype=F64), one_hot_rows(torch.zeros_like(t), L),
+                        causal_uniform(L)])[None]
+
+
+def test_mean_attention_distance_of_constructed_heads():
+    L = 9
+    weights = constructed_heads(L).expand(3, 4, L, L)  # (B, H, L, L)
+    expected = torch.tensor([(L - 1) / L, 0.0, (L - 1) / 2, (L - 1) / 4], dtype=F64)
+    torch.testing.assert_close(mean_attention_distance(weights), expected)
+    stacked = torch.stack([weights, weights.flip(1)])  # (N, B, H, L, L)
+    torch.testing.assert_close(mean_attention_distance(stacked)[1], expected.flip(0))
+
+
+def test_previous_token_score_of_constructed_heads():
+    L = 6
+    weights = constructed_heads(L)
+    torch.testing.assert_close(previous_token_score(weights),
+                               torch.tensor([1.0, 0.0, 1 / 5, sum(1 / i for i in range(2, 7)) / 5],
+                                            dtype=F64))
+    two_back = one_hot_rows((torch.arange(L) - 2).clamp_min(0), L)[None, None]
+    assert previous_token_score(two_back, k=2).item() == pytest.approx(1.0)
+    # k=1: only query 1 (clamped onto key 0 = its previous token) of the five counts
+    assert previous_token_score(two_back, k=1).item() == pytest.approx(1 / 5)
+
+
+def test_induction_score_of_constructed_heads():
+    tokens = torch.tensor([[1, 5, 6, 7, 5, 6, 7]])  # BOS a b c a b c
+    L = 7
+    target = torch.tensor([0, 0, 0, 0, 2, 3, 4])  # after the earlier copy; others on BOS
+    induction = one_hot_rows(target, L)
+    previous = one_hot_rows((torch.arange(L) - 1).clamp_min(0), L)
+    weights = torch.stack([induction, previous, causal_uniform(L)])[None]  # (1, 3, L, L)
+    expected = torch.tensor([1.0, 0.0, (1 / 5 + 1 / 6 + 1 / 7) / 3], dtype=F64)
+    torch.testing.assert_close(induction_score(weights, tokens), expected)
+
+
+def test_induction_score_sums_over_every_earlier_occurrence():
+    tokens = torch.tensor([[4, 8, 4, 9, 4]])  # the last 4 occurred at 0 and 2: keys 1 and 3
+    weights = torch.zeros(1, 1, 5, 5, dtype=F64)
+    weights[0, 0, :, 0] = 1.0
+    weights[0, 0, 4] = torch.tensor([0.0, 0.5, 0.0, 0.5, 0.0], dtype=F64)
+    weights[0, 0, 2] = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0], dtype=F64)  # 4 at 2: key 1
+    assert induction_score(weights, tokens).item() == pytest.approx(1.0)  # queries 2 and 4
+
+
+def test_induction_score_is_one_for_a_head_that_follows_the_ground_truth_copy():
+    b = repeated_sequences(16, (3, 8), 40, generator=torch.Generator().manual_seed(0),
+                           distinct=True)
+    T = b.tokens.shape[1]
+    target = torch.where(b.earlier >= 0, b.earlier + 1, 0)  # (B, T): after the copy, or BOS
+    weights = one_hot_rows(target, T)[:, None]  # (B, 1, T, T)
+    assert induction_score(weights, b.tokens).item() == pytest.approx(1.0)
+
+
+def test_weight_on_partner_of_constructed_heads():
+    partner = torch.tensor([[-1, -1, 1, -1, 3, 0]])  # (B, T): three queries have a partner
+    L = 6
+    on_partner = one_hot_rows(partner.clamp_min(0)[0], L)
+    weights = torch.stack([on_partner, causal_uniform(L)])[None]  # (1, 2, L, L)
+    expected = torch.tensor([1.0, (1 / 3 + 1 / 5 + 1 / 6) / 3], dtype=F64)
+    torch.testing.assert_close(weight_on_partner(weights, partner), expected)
+
+
+def test_weight_on_partner_with_bracket_ground_truth():
+    b = bracket_sequences(8, 16, 2, generator=torch.Generator().manual_seed(0))
+    T = b.tokens.shape[1]
+    weights = one_hot_rows(b.earlier_partner.clamp_min(0), T)[:, None]  # closing -> opening
+    weights = torch.cat([weights, weights.roll(1, dims=-1)], dim=1)  # head 1: one key off
+    torch.testing.assert_close(weight_on_partner(weights, b.earlier_partner),
+                               torch.tensor([1.0, 0.0], dtype=F64))
+
+
+def test_same_class_score_and_chance():
+    classes = torch.tensor([[-1, 0, 0, 1, 1, 0]])
+    L = 6
+    same = torch.zeros(L, L, dtype=F64)
+    same[:, 0] = 1.0  # queries without an earlier token of their class: on BOS
+    same[2] = one_hot_rows(torch.tensor(1), L)
+    same[4] = one_hot_rows(torch.tensor(3), L)
+    same[5] = torch.tensor([0, 0.5, 0.5, 0, 0, 0], dtype=F64)
+    previous = one_hot_rows((torch.arange(L) - 1).clamp_min(0), L)
+    weights = torch.stack([same, torch.eye(L, dtype=F64), previous, causal_uniform(L)])[None]
+    score, chance = same_class_score(weights, classes)  # counted queries: 2, 4, 5
+    uniform = (1 / 3 + 1 / 5 + 2 / 6) / 3
+    torch.testing.assert_close(score, torch.tensor([1.0, 0.0, 2 / 3, uniform], dtype=F64))
+    assert chance.item() == pytest.approx(uniform)  # chance is the uniform head's score
+    _, chance_full = same_class_score(weights, classes, causal=False)  # queries 1 ... 5
+    assert chance_full.item() == pytest.approx((2 + 2 + 1 + 1 + 2) / 30)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda w, x: mean_attention_distance(w[0]), ValueError, ["weights", "at least 4"]),
+        (lambda w, x: mean_attention_distance(w[..., :3]), ValueError, ["as many queries"]),
+        (lambda w, x: mean_attention_distance(-w), ValueError, ["non-negative"]),
+        (lambda w, x: previous_token_score(w, k=0), ValueError, ["k must be >= 1"]),
+        (lambda w, x: previous_token_score(w, k=5), ValueError, ["k=5", "1 <= k < 5"]),
+        (lambda w, x: induction_score(w, x[:, :4]), ValueError, ["tokens", "(B, T) = (2, 5)"]),
+        (lambda w, x: induction_score(w, x.double()), TypeError, ["tokens", "integer"]),
+        (lambda w, x: induction_score(w, torch.arange(10).view(2, 5)), ValueError,
+         ["occurs twice"]),
+        (lambda w, x: weight_on_partner(w, torch.full((2, 5), 5)), ValueError,
+         ["partner", "[0, 4]"]),
+        (lambda w, x: weight_on_partner(w, torch.full((2, 5), -1)), ValueError,
+         ["partner", "-1 everywhere"]),
+        (lambda w, x: weight_on_partner(w, torch.full((5, 2), 0)), ValueError,
+         ["partner", "(2, 5)"]),
+        (lambda w, x: same_class_score(w, torch.full((2, 5), -2)), ValueError,
+         ["classes", ">= 0, or -1"]),
+        (lambda w, x: same_class_score(w, torch.arange(10).view(2, 5)), ValueError,
+         ["classes", "another visible token"]),
+        (lambda w, x: same_class_score(w, x, causal=1), TypeError, ["causal"]),
+    ],
+)
+def test_pattern_statistics_reject(call, error, words):
+    weights = torch.rand(2, 3, 5, 5).softmax(-1)  # (B, H, T, T)
+    tokens = torch.tensor([[1, 2, 1, 2, 3], [4, 4, 5, 5, 4]])
+    with pytest.raises(error) as info:
+        call(weights, tokens)
+    for word in words:
+        assert word in str(info.value), f"{word!r} not in {info.value}"

@@ -2,6 +2,8 @@
 
 - :mod:`attention_course.data.vocab` — special token ids (``PAD``, ``BOS``, ``EOS``) and sizes
 - :mod:`attention_course.data.seq2seq` — copy / reverse / sort tasks as padded batches
+- :mod:`attention_course.data.languages` — synthetic languages with ground truth (Chapter 6):
+  repeated random sequences, balanced brackets, words in meaning classes
 """
 
 from attention_course.data.seq2seq import TASKS, Seq2SeqBatch, make_batch
@@ -9,3 +11,15 @@ from attention_course.data.vocab import BOS, EOS, FIRST_SYMBOL, PAD, vocab_size
 
 __all__ = ["PAD", "BOS", "EOS", "FIRST_SYMBOL", "vocab_size", "TASKS", "Seq2SeqBatch",
            "make_batch"]
+
+from attention_course.data.languages import (  # noqa: E402 - appended after the task exports
+    BracketSequences,
+    ClassSequences,
+    RepeatedSequences,
+    bracket_sequences,
+    class_sequences,
+    repeated_sequences,
+)
+
+__all__ += ["RepeatedSequences", "repeated_sequences", "BracketSequences", "bracket_sequences",
+            "ClassSequences", "class_sequences"]

@@ -1,0 +1,282 @@
+r"""A decoder-only Transformer language model with the structure of GPT-2 (Radford et al., 2019).
+
+Token embedding ``wte`` plus a learned position embedding ``wpe``, a stack of pre-LN blocks, a
+final LayerNorm ``ln_f`` and a linear LM head that shares its matrix with ``wte``::
+
+    h_0 = wte[tokens] + wpe[0 … T-1]
+    a_l = h_{l-1} + Attention_l(LN(h_{l-1}))          causal self-attention, H heads
+    h_l = a_l + MLP_l(LN(a_l))                        skipped when attention_only
+    logits = LN_f(h_N) · wte^T
+
+The names follow Hugging Face's ``GPT2LMHeadModel`` (``wte``, ``wpe``, ``blocks[l].ln_1``,
+``.attn``, ``.ln_2``, ``.mlp.c_fc``, ``.mlp.c_proj``, ``ln_f``, ``lm_head``) so that Chapter 10
+can copy one into the other; GPT-2's activation is ``activation="gelu_tanh"`` (its
+``gelu_new``). The attention of a block is a :class:`~attention_course.multihead.
+MultiHeadAttention` (``is_causal=True``); its kernel is ``attention_fn`` (see
+:mod:`attention_course.kernels`).
+
+**Attention weights on request.** ``forward(tokens, need_weights=True)`` returns, with the
+logits, one dict per block, bottom to top: ``{"self_attn": (B, H, T, T)}`` — the convention of
+the Transformer stacks, so ``analysis.stack_weights(weights, "self_attn")`` gives
+``(N, B, H, T, T)``.
+
+**Head ablation.** ``head_mask`` ``(N, H)`` multiplies the output of head ``h`` of block ``l``
+by ``head_mask[l, h]`` before the heads are concatenated and ``W_O`` mixes them (what Hugging
+Face's ``head_mask`` does): ``0`` removes a head, ``1`` keeps it. The block applies it to the
+head's *values*: attention is linear in them, ``softmax(QK^T/\sqrt{d}) (m V) = m \cdot
+softmax(QK^T/\sqrt{d}) V``, so any kernel computes the masked heads, and the weights returned
+are the heads' patterns, unchanged by the mask. Non-binary factors scale a head, and gradients
+flow into ``head_mask`` (a head's importance, Michel et al., 2019).
+
+**Initialisation** (GPT-2's, as in Hugging Face and nanoGPT): every linear and embedding matrix
+from :math:`\mathcal{N}(0, \sigma^2)` with :math:`\sigma` = ``config.init_std`` (0.02, Hugging
+Face's ``initializer_range``), biases zero, LayerNorms the identity; the projections that
+write into the residual stream (each block's ``attn.W_O`` and ``mlp.c_proj``) from
+:math:`\mathcal{N}(0, (\sigma/\sqrt{R})^2)`, with :math:`R` the number of residual branches:
+``2 * num_layers`` (``num_layers`` when ``attention_only``). Each branch adds a random vector
+to the residual stream; this keeps the variance of their sum independent of depth.
+
+Shape legend: ``B`` batch, ``T`` sequence length (``<= max_len``), ``D`` = ``d_model``, ``H``
+heads, ``Dh = D / H``, ``N`` blocks, ``V`` vocabulary, ``F`` = ``dim_feedforward``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attention_course._checks import (
+    check_bool,
+    check_float,
+    check_int,
+    check_same_device,
+    check_tensor,
+    check_tokens,
+)
+from attention_course.kernels import AttentionFn
+from attention_course.multihead import MultiHeadAttention
+
+__all__ = ["GPTConfig", "GPT", "Block", "MLP", "ACTIVATIONS", "INIT_STD"]
+
+#: The MLP's activations: ``gelu`` is the exact GELU, ``gelu_tanh`` its tanh approximation
+#: (GPT-2's ``gelu_new``), ``relu`` the original Transformer's.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+
+#: Standard deviation of GPT-2's initial weights.
+INIT_STD = 0.02
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Hyper-parameters of a :class:`GPT`, validated on construction.
+
+    ``vocab_size`` tokens, positions ``0 … max_len - 1`` (GPT-2's ``n_positions``),
+    ``num_layers`` blocks of ``num_heads`` heads over ``d_model`` features; the MLP has
+    ``dim_feedforward`` hidden units (``None``: ``4 * d_model``, stored as the number). One
+    ``dropout`` rate serves the embeddings, the attention weights and both residual branches.
+    ``bias`` gives every linear layer and LayerNorm a bias (the LM head never has one).
+    ``attention_only`` leaves out every MLP and its LayerNorm. ``tie_weights`` makes the LM
+    head's matrix the token embedding's. ``init_std`` is the standard deviation of the initial
+    weights (GPT-2's ``initializer_range``, 0.02; see the module docstring).
+    """
+
+    vocab_size: int
+    max_len: int = 256
+    d_model: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    dim_feedforward: int | None = None
+    dropout: float = 0.0
+    layer_norm_eps: float = 1e-5
+    activation: str = "gelu"
+    bias: bool = True
+    attention_only: bool = False
+    tie_weights: bool = True
+    init_std: float = INIT_STD
+
+    def __post_init__(self):
+        for name in ("vocab_size", "max_len", "d_model", "num_heads", "num_layers"):
+            check_int(name, getattr(self, name), minimum=1)
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by "
+                             f"num_heads={self.num_heads}")
+        if self.dim_feedforward is None:
+            object.__setattr__(self, "dim_feedforward", 4 * self.d_model)
+        check_int("dim_feedforward", self.dim_feedforward, minimum=1)
+        check_float("dropout", self.dropout, minimum=0.0, maximum=1.0, include_maximum=False)
+        check_float("layer_norm_eps", self.layer_norm_eps, minimum=0.0, include_minimum=False)
+        check_float("init_std", self.init_std, minimum=0.0, include_minimum=False)
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, "
+                             f"got {self.activation!r}")
+        for name in ("bias", "attention_only", "tie_weights"):
+            check_bool(name, getattr(self, name))
+
+    @property
+    def head_dim(self) -> int:
+        """Features per head, ``Dh = d_model / num_heads``."""
+        return self.d_model // self.num_heads
+
+
+class MLP(nn.Module):
+    """Position-wise ``c_proj(act(c_fc(x)))``: ``(B, T, D)`` → ``(B, T, D)``."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.activation = config.activation
+        self.c_fc = nn.Linear(config.d_model, config.dim_feedforward, bias=config.bias)
+        self.c_proj = nn.Linear(config.dim_feedforward, config.d_model, bias=config.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(ACTIVATIONS[self.activation](self.c_fc(x)))  # (B, T, D)
+
+
+class Block(nn.Module):
+    """One pre-LN block: ``x + Attention(ln_1(x))``, then ``x + MLP(ln_2(x))`` (no MLP and no
+    ``ln_2`` when ``config.attention_only``)."""
+
+    def __init__(self, config: GPTConfig, *, attention_fn: AttentionFn | None = None):
+        super().__init__()
+        c = config
+        self.ln_1 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps, bias=c.bias)
+        self.attn = MultiHeadAttention(c.d_model, c.num_heads, bias=c.bias, dropout=c.dropout,
+                                       attention_fn=attention_fn)
+        if not c.attention_only:
+            self.ln_2 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps, bias=c.bias)
+            self.mlp = MLP(c)
+        self.dropout = nn.Dropout(c.dropout)  # on each residual branch
+
+    def self_attention(self, h: torch.Tensor, head_mask: torch.Tensor | None = None,
+                       need_weights: bool = False):
+        """Causal self-attention of the normalised stream ``h`` ``(B, T, D)`` on checked
+        arguments → ``(output (B, T, D), weights (B, H, T, T) or None)``.
+
+        ``head_mask`` ``(H,)`` scales each head's values, hence its output (see the module
+        docstring). :meth:`MultiHeadAttention.project` and ``attend`` are called separately so
+        a caller can work between them (Chapter 8's KV cache)."""
+        q, k, v = self.attn.project(h, h, h, checked=True)  # (B, H, T, Dh) each
+        if head_mask is not None:
+            v = v * head_mask[:, None, None]  # (B, H, T, Dh): head i's values times m_i
+        return self.attn.attend(q, k, v, None, is_causal=True, need_weights=need_weights,
+                                checked=True)
+
+    def _forward(self, x, head_mask, need_weights):
+        """``x`` ``(B, T, D)`` on checked arguments → ``(x (B, T, D), {"self_attn": weights})``."""
+        out, weights = self.self_attention(self.ln_1(x), head_mask, need_weights)
+        x = x + self.dropout(out)  # (B, T, D)
+        if hasattr(self, "mlp"):
+            x = x + self.dropout(self.mlp(self.ln_2(x)))  # (B, T, D)
+        return x, {"self_attn": weights}
+
+
+class GPT(nn.Module):
+    """A GPT-2-style language model (see the module docstring).
+
+    ``GPT(config, *, attention_fn=None)``; ``attention_fn`` is the kernel of every block
+    (``None``: the reference kernel when weights are requested, torch's fused one otherwise —
+    the same numbers). ``forward(tokens, *, need_weights=False, head_mask=None)`` →
+    ``(logits (B, T, V), weights or None)``.
+
+    With ``config.tie_weights`` the LM head's weight *is* the token embedding
+    (``lm_head.weight is wte.weight``, ``(V, D)``).
+    """
+
+    def __init__(self, config: GPTConfig, *, attention_fn: AttentionFn | None = None):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        if attention_fn is not None and not callable(attention_fn):
+            raise TypeError(f"attention_fn must be a kernel function or None, got "
+                            f"{type(attention_fn).__name__}")
+        c = self.config = config
+        self.wte = nn.Embedding(c.vocab_size, c.d_model)  # token embedding
+        self.wpe = nn.Embedding(c.max_len, c.d_model)  # learned position embedding
+        self.dropout = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c, attention_fn=attention_fn)
+                                    for _ in range(c.num_layers))
+        self.ln_f = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps, bias=c.bias)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self._init_weights()
+        if c.tie_weights:  # one (V, D) matrix: embedding in, scores out
+            self.lm_head.weight = self.wte.weight
+
+    def _init_weights(self) -> None:
+        """GPT-2's initialisation (see the module docstring)."""
+        c = self.config
+        residual_branches = c.num_layers * (1 if c.attention_only else 2)
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(module.weight, mean=0.0, std=c.init_std)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    nn.init.zeros_(module.bias)
+                # nn.LayerNorm starts as the identity (weight 1, bias 0) already.
+            for block in self.blocks:
+                outputs = [block.attn.W_O] + ([] if c.attention_only else [block.mlp.c_proj])
+                for linear in outputs:  # the layers that write into the residual stream
+                    nn.init.normal_(linear.weight, mean=0.0,
+                                    std=c.init_std / math.sqrt(residual_branches))
+
+    # --- checks ------------------------------------------------------------------------------
+
+    def check_inputs(self, tokens, *, need_weights=False, head_mask=None):
+        """Check ``forward``'s arguments (errors name them); return ``head_mask`` in the
+        parameters' dtype, or ``None``."""
+        c = self.config
+        check_tensor("tokens", tokens, ndim=2, integer=True)
+        check_same_device("tokens", tokens, "the model", self.wte.weight.device)
+        if tokens.shape[1] < 1 or tokens.shape[1] > c.max_len:
+            raise ValueError(f"tokens has shape {tuple(tokens.shape)}; expected (B, T) with "
+                             f"1 <= T <= max_len = {c.max_len}")
+        check_tokens("tokens", tokens, c.vocab_size)
+        check_bool("need_weights", need_weights)
+        if head_mask is None:
+            return None
+        check_tensor("head_mask", head_mask, floating=True)
+        expected = (c.num_layers, c.num_heads)
+        if tuple(head_mask.shape) != expected:
+            raise ValueError(f"head_mask has shape {tuple(head_mask.shape)}; expected "
+                             f"(num_layers, num_heads) = {expected}, one factor per head "
+                             f"(1 keeps a head, 0 removes it)")
+        check_same_device("head_mask", head_mask, "the model", self.wte.weight.device)
+        if not torch.isfinite(head_mask).all():
+            raise ValueError("head_mask must be finite (1 keeps a head, 0 removes it)")
+        return head_mask.to(self.wte.weight.dtype)
+
+    # --- forward -----------------------------------------------------------------------------
+
+    def _embed(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """``wte[tokens] + wpe[start … start + T - 1]`` (then dropout) → ``(B, T, D)``."""
+        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)  # (T,)
+        return self.dropout(self.wte(tokens) + self.wpe(positions))  # (B, T, D)
+
+    def _forward(self, tokens, need_weights=False, head_mask=None):
+        """``forward`` on checked arguments → ``(logits, [weights dict per block])``."""
+        x = self._embed(tokens)  # (B, T, D)
+        weights = []
+        for n, block in enumerate(self.blocks):
+            x, w = block._forward(x, None if head_mask is None else head_mask[n], need_weights)
+            weights.append(w)
+        return self.lm_head(self.ln_f(x)), weights  # (B, T, V)
+
+    def forward(self, tokens: torch.Tensor, *, need_weights: bool = False,
+                head_mask: torch.Tensor | None = None):
+        """``tokens`` ``(B, T)`` integer ids → ``(logits (B, T, V), weights or None)``.
+
+        ``logits[:, t]`` scores the token at ``t + 1`` and depends on ``tokens[:, :t + 1]``
+        only. With ``need_weights=True`` the weights are a list, one dict per block from the
+        bottom: ``{"self_attn": (B, H, T, T)}``. ``head_mask`` ``(N, H)`` (floating) multiplies
+        each head's output before ``W_O`` (``0`` ablates it).
+        """
+        head_mask = self.check_inputs(tokens, need_weights=need_weights, head_mask=head_mask)
+        logits, weights = self._forward(tokens, need_weights, head_mask)
+        return logits, (weights if need_weights else None)
