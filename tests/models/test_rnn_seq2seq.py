@@ -58,11 +58,12 @@ def test_padding_does_not_change_the_encoding(cell):
         assert torch.allclose(h[0, i], alone_h[0, 0], atol=1e-6)  # the state after token n
 
 
-def test_bahdanau_step_equals_the_hand_computed_formula():
+@pytest.mark.parametrize("M", [3, 5], ids=["M=H", "M=5"])
+def test_bahdanau_step_equals_the_hand_computed_formula(M):
     torch.manual_seed(0)
     H, E, A = 3, 2, 4
-    decoder = BahdanauDecoder(V, E, H, attention_dim=A).double()
-    memory = torch.randn(1, 3, H, dtype=torch.float64)  # (B, S, H), last step is padding
+    decoder = BahdanauDecoder(V, E, H, attention_dim=A, memory_size=M).double()
+    memory = torch.randn(1, 3, M, dtype=torch.float64)  # (B, S, M), last step is padding
     mask = torch.tensor([[True, True, False]])
     s0 = torch.randn(1, 1, H, dtype=torch.float64)
     y_prev = torch.tensor([[4]])
@@ -257,3 +258,125 @@ def test_non_contiguous_inputs_give_the_same_result(attention):
     ref, ref_weights = m(SRC, LENGTHS, TGT)
     assert torch.equal(logits, ref)
     assert weights is None if not attention else torch.equal(weights, ref_weights)
+
+
+# ---------------------------------------------------------------- bidirectional encoder
+
+
+def manual_backward_rnn(encoder, tokens):
+    """The backward direction by hand: a one-directional copy of its weights run over
+    ``tokens`` ``(n,)`` reversed; returns its outputs in source order ``(n, H)`` and its
+    final state (``(1, 1, H)``, or a pair for an LSTM)."""
+    rnn = encoder.rnn
+    backward = type(rnn)(rnn.input_size, rnn.hidden_size, batch_first=True)
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        getattr(backward, f"{name}_l0").data.copy_(getattr(rnn, f"{name}_l0_reverse"))
+    out, state = backward(encoder.embedding(tokens.flip(0))[None])
+    return out[0].flip(0), state
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_bidirectional_encoder_reads_each_sequence_from_its_own_last_token(cell):
+    torch.manual_seed(0)
+    H = 12
+    encoder = RNNEncoder(V, 8, H, cell=cell, bidirectional=True)
+    b = batch(min_len=2, max_len=7)
+    assert b.src_lengths.min() < b.src.shape[1]  # some sequences are padded
+    outputs, state = encoder(b.src, b.src_lengths)
+    assert outputs.shape == (*b.src.shape, 2 * H) and encoder.output_size == 2 * H
+    h = state[0] if cell == "lstm" else state
+    assert h.shape == (1, b.src.shape[0], H)  # what a decoder of hidden size H expects
+    for i, n in enumerate(b.src_lengths.tolist()):
+        alone, alone_state = encoder(b.src[i:i + 1, :n], b.src_lengths[i:i + 1])
+        alone_h = alone_state[0] if cell == "lstm" else alone_state
+        assert torch.allclose(outputs[i, :n], alone[0], atol=1e-6)  # padding changes nothing
+        assert (outputs[i, n:] == 0).all()
+        assert torch.allclose(h[0, i], alone_h[0, 0], atol=1e-6)
+        # The backward half is a backward RNN started at token n - 1, not at the padding.
+        bwd, bwd_state = manual_backward_rnn(encoder, b.src[i, :n])
+        assert torch.allclose(outputs[i, :n, H:], bwd, atol=1e-6)
+        # The decoder's initial state: tanh(W_s h_bwd + b_s) of the backward final state.
+        bwd_h = bwd_state[0] if cell == "lstm" else bwd_state
+        expected = torch.tanh(encoder.bridge(bwd_h[0, 0]))
+        assert torch.allclose(h[0, i], expected, atol=1e-6)
+        if cell == "lstm":
+            assert torch.allclose(state[1][0, i], encoder.bridge_cell(bwd_state[1][0, 0]),
+                                  atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("use_attention", [False, True])
+def test_bidirectional_model_shapes_and_weights(cell, use_attention):
+    torch.manual_seed(0)
+    H = 12
+    model = RNNSeq2Seq(V, 8, H, attention=use_attention, cell=cell, bidirectional=True)
+    b = batch()
+    logits, weights = model(b.src, b.src_lengths, b.tgt_in)
+    B, T = b.tgt_in.shape
+    S = b.src.shape[1]
+    assert logits.shape == (B, T, V)
+    tokens, decode_weights = model.greedy_decode(b.src, b.src_lengths, max_len=4)
+    assert tokens.shape == (B, 4)
+    if not use_attention:
+        assert weights is None and decode_weights is None
+        return
+    # The decoder consumes 2H-sized memories: scores, cell input and output layer.
+    decoder = model.decoder
+    assert decoder.memory_size == 2 * H and decoder.score.W_k.in_features == 2 * H
+    assert decoder.cell.input_size == 8 + 2 * H and decoder.out.in_features == 3 * H
+    assert weights.shape == (B, T, S) and decode_weights.shape == (B, 4, S)
+    for w in (weights, decode_weights):
+        assert torch.allclose(w.sum(-1), torch.ones(w.shape[:2]))
+        assert (w.masked_select(~b.src_mask[:, None, :]) == 0).all()  # none on padding
+
+
+def test_bidirectional_model_trains_end_to_end():
+    torch.manual_seed(0)
+    model = RNNSeq2Seq(V, 8, 12, attention=True, bidirectional=True)
+    b = batch()
+    logits, _ = model(b.src, b.src_lengths, b.tgt_in)
+    torch.nn.functional.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten()).backward()
+    for name, p in model.named_parameters():
+        if name.startswith("encoder.") or name.startswith("decoder.score"):
+            # Both directions and the bridge receive a gradient (not cut off anywhere).
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("use_attention", [False, True])
+def test_default_is_one_directional_and_draws_its_weights_as_before(cell, use_attention):
+    # bidirectional=False must create the same parameters, in the same order, from the
+    # same random draws as the model had before the option existed.
+    torch.manual_seed(0)
+    model = RNNSeq2Seq(V, 8, 12, attention=use_attention, cell=cell)
+    torch.manual_seed(0)
+    rnn, rnn_cell = {"gru": (torch.nn.GRU, torch.nn.GRUCell),
+                     "lstm": (torch.nn.LSTM, torch.nn.LSTMCell)}[cell]
+    reference = [torch.nn.Embedding(V, 8, padding_idx=0), rnn(8, 12, batch_first=True),
+                 torch.nn.Embedding(V, 8, padding_idx=0)]
+    if use_attention:
+        reference += [torch.nn.Linear(12, 12, bias=False), torch.nn.Linear(12, 12, bias=False),
+                      torch.nn.Linear(12, 1, bias=False), rnn_cell(8 + 12, 12),
+                      torch.nn.Linear(24, V)]
+    else:
+        reference += [rnn(8, 12, batch_first=True), torch.nn.Linear(12, V)]
+    expected = [p for module in reference for p in module.parameters()]
+    ours = list(model.parameters())
+    assert len(ours) == len(expected)
+    for a, b in zip(ours, expected, strict=True):
+        assert torch.equal(a, b)
+    assert not model.encoder.bidirectional and not hasattr(model.encoder, "bridge")
+    assert model.encoder.output_size == 12
+
+
+def test_bidirectional_options_are_checked():
+    with pytest.raises(TypeError, match="bidirectional"):
+        RNNSeq2Seq(V, bidirectional="yes")
+    with pytest.raises(TypeError, match="bidirectional"):
+        RNNEncoder(V, 4, 6, bidirectional=1)
+    with pytest.raises(ValueError, match="memory_size"):
+        BahdanauDecoder(V, 4, 6, memory_size=0)
+    # A Bahdanau decoder built for 2H memories rejects H-sized ones, naming memory and M.
+    with pytest.raises(ValueError) as info:
+        BahdanauDecoder(V, 4, 6, memory_size=12)(TGT, STATE, MEMORY, MEMORY_MASK)
+    assert "memory" in str(info.value) and "(3, S, 12)" in str(info.value)
