@@ -202,6 +202,21 @@ def _check_sequence_input(x) -> None:
     check_tensor("x", x, ndim=3, floating=True)
 
 
+def _run_on_copy(fn, x: torch.Tensor, mapping: str, *, min_ndim: int):
+    """Check ``fn`` and ``x``, run ``fn`` on a copy of ``x`` that requires grad → ``(inputs,
+    output)``; ``output`` must be floating with the batch size of ``x``."""
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable mapping {mapping}, got {type(fn).__name__}")
+    _check_sequence_input(x)
+    inputs = x.detach().clone().requires_grad_(True)  # (B, L, E): x itself is not touched
+    output = fn(inputs)
+    check_tensor("fn(x)", output, min_ndim=min_ndim, floating=True)
+    if output.shape[0] != x.shape[0]:
+        raise ValueError(f"fn(x) has shape {tuple(output.shape)} for a batch of {x.shape[0]}; "
+                         f"expected {mapping.split(' to ')[1]} with B={x.shape[0]}")
+    return inputs, output
+
+
 def input_sensitivity(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Size of the Jacobian of one output vector with respect to each input position.
 
@@ -219,16 +234,7 @@ def input_sensitivity(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     Returns:
         ``(B, L)`` Jacobian norms; average over ``B`` for a per-position curve.
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be a callable mapping (B, L, I) to (B, ...), got "
-                        f"{type(fn).__name__}")
-    _check_sequence_input(x)
-    inputs = x.detach().clone().requires_grad_(True)  # (B, L, I)
-    output = fn(inputs)
-    check_tensor("fn(x)", output, min_ndim=1, floating=True)
-    if output.shape[0] != x.shape[0]:
-        raise ValueError(f"fn(x) has shape {tuple(output.shape)} for a batch of {x.shape[0]}; "
-                         f"expected (B, ...) with B={x.shape[0]}")
+    inputs, output = _run_on_copy(fn, x, "(B, L, I) to (B, ...)", min_ndim=1)
     output = output.flatten(1)  # (B, O)
     B, num_out = output.shape
     # Row k of the basis asks for the gradient of output feature k of every example at once.
@@ -256,13 +262,7 @@ def gradient_by_distance(fn: Callable[[torch.Tensor], torch.Tensor],
     Returns:
         ``(L,)``: entry ``d`` belongs to input position ``L - 1 - d`` (distance 0 first).
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be a callable mapping (B, L, E) to (B, L, E'), got "
-                        f"{type(fn).__name__}")
-    _check_sequence_input(x)
-    inputs = x.detach().clone().requires_grad_(True)  # (B, L, E)
-    output = fn(inputs)
-    check_tensor("fn(x)", output, min_ndim=2, floating=True)
+    inputs, output = _run_on_copy(fn, x, "(B, L, E) to (B, L, E')", min_ndim=2)
     if output.shape[:2] != x.shape[:2]:
         raise ValueError(f"fn(x) has shape {tuple(output.shape)}; expected (B, L, ...) = "
                          f"{tuple(x.shape[:2])} + (...) like its input")
@@ -285,16 +285,7 @@ def dependency_matrix(fn: Callable[[torch.Tensor], torch.Tensor],
     Returns:
         ``(T, L)`` bool.
     """
-    if not callable(fn):
-        raise TypeError(f"fn must be a callable mapping (B, L, E) to (B, T, E'), got "
-                        f"{type(fn).__name__}")
-    _check_sequence_input(x)
-    inputs = x.detach().clone().requires_grad_(True)  # (B, L, E)
-    output = fn(inputs)
-    check_tensor("fn(x)", output, min_ndim=2, floating=True)
-    if output.shape[0] != x.shape[0]:
-        raise ValueError(f"fn(x) has shape {tuple(output.shape)} for a batch of {x.shape[0]}; "
-                         f"expected (B, T, ...) with B={x.shape[0]}")
+    inputs, output = _run_on_copy(fn, x, "(B, L, E) to (B, T, E')", min_ndim=2)
     T = output.shape[1]
     rows = []
     for t in range(T):
