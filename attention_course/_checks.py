@@ -191,3 +191,13 @@ def check_dtype(name: str, dtype, *, floating: bool = False) -> None:
         raise TypeError(f"{name} must be a floating-point dtype (torch.float16, torch.bfloat16, "
                         f"torch.float32 or torch.float64), got {dtype}")
 
+
+
+def check_generator(name: str, generator) -> None:
+    """Raise unless ``generator`` is ``None`` or a CPU ``torch.Generator``."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got "
+                        f"{type(generator).__name__} {generator!r}")
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError(f"{name} must be a CPU torch.Generator, got one on "
+                         f"{generator.device}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attention_course._checks import check_bool, check_float, check_int
+from attention_course._checks import check_bool, check_float, check_generator, check_int
 from attention_course.data.vocab import BOS, FIRST_SYMBOL
 
 __all__ = [
@@ -45,12 +45,7 @@ __all__ = [
 
 
 def _check_generator(generator) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got "
-                        f"{type(generator).__name__} {generator!r}")
-    if generator is not None and generator.device.type != "cpu":
-        raise ValueError(f"generator must be a CPU torch.Generator, got one on "
-                         f"{generator.device}")
+    check_generator("generator", generator)
 
 
 def _with_bos(tokens: torch.Tensor, bos: bool) -> torch.Tensor:

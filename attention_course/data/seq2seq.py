@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from attention_course._checks import check_int, check_lengths, check_tensor
+from attention_course._checks import check_generator, check_int, check_lengths, check_tensor
 from attention_course.data.vocab import BOS, EOS, FIRST_SYMBOL, PAD
 from attention_course.masks import padding_mask
 
@@ -110,12 +110,7 @@ def make_batch(
     if max_len < min_len:
         raise ValueError(f"max_len must be >= min_len ({min_len}), got {max_len}")
     check_int("num_symbols", num_symbols, minimum=1)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got "
-                        f"{type(generator).__name__} {generator!r}")
-    if generator is not None and generator.device.type != "cpu":
-        raise ValueError(f"generator must be a CPU torch.Generator, got one on "
-                         f"{generator.device}")
+    check_generator("generator", generator)
     lengths = torch.randint(min_len, max_len + 1, (batch_size,), generator=generator)  # (B,)
     S = int(lengths.max())
     symbols = torch.randint(FIRST_SYMBOL, FIRST_SYMBOL + num_symbols, (batch_size, S),
