@@ -25,7 +25,7 @@ import torch.utils.benchmark as benchmark
 
 from attention_course._checks import check_float, check_int
 
-__all__ = ["median_seconds", "peak_memory_bytes"]
+__all__ = ["median_seconds", "peak_memory_bytes", "matmul_flops"]
 
 
 def median_seconds(fn: Callable, *args, num_threads: int = 1, min_run_time: float = 0.1) -> float:
@@ -147,6 +147,23 @@ def peak_memory_bytes(fn: Callable, *args, num_threads: int = 1, timeout: float 
         raise RuntimeError(f"peak_memory_bytes: calling {fn!r} in a subprocess failed "
                            f"(exit code {child.returncode}):\n" + "\n".join(message))
     return max(int(child.stdout.decode().split()[-1]), 0)
+
+
+def matmul_flops(fn: Callable, *args, **kwargs) -> dict[str, int]:
+    """FLOPs of the matrix products ``fn(*args, **kwargs)`` runs, by torch op name.
+
+    Counted with ``torch.utils.flop_counter.FlopCounterMode`` (2 FLOPs per multiply-add), e.g.
+    ``{"addmm": …, "bmm": …}``: ``addmm``/``mm`` are the linear maps, ``bmm`` the batched
+    products such as ``QKᵀ`` and ``AV``. Runs on meta tensors too (no data, no time).
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
+    counts = counter.get_flop_counts().get("Global", {})
+    return {getattr(op, "__name__", str(op)).split(".")[0]: int(n) for op, n in counts.items()}
 
 
 def _main() -> None:  # pragma: no cover - exercised by `python -m attention_course.bench`

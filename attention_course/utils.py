@@ -11,7 +11,7 @@ import torch
 
 from attention_course._checks import check_int
 
-__all__ = ["set_seed", "show_source"]
+__all__ = ["set_seed", "show_source", "count_parameters"]
 
 
 def set_seed(seed: int = 0) -> torch.Generator:
@@ -48,3 +48,10 @@ def show_source(obj) -> object:
     except ImportError:  # pragma: no cover - IPython ships with Jupyter
         return source
     return Code(source, language="python")
+
+
+def count_parameters(module) -> int:
+    """Number of scalar parameters of an ``nn.Module`` (shared parameters counted once)."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
+    return sum(p.numel() for p in module.parameters())

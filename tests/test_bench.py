@@ -79,3 +79,16 @@ def test_peak_memory_rejects_what_cannot_run_in_another_process():
 def test_peak_memory_reports_errors_of_the_call():
     with pytest.raises(RuntimeError, match="TypeError"):
         peak_memory_bytes(math.floor, "2.5")  # the child raises; its message is passed on
+
+
+def test_matmul_flops_counts_projections_and_the_two_attention_products():
+    from attention_course.bench import matmul_flops
+    from attention_course.multihead import MultiHeadAttention
+
+    B, n, d, h = 2, 7, 12, 3
+    x = torch.empty(B, n, d, device="meta")  # no data: counting only
+    counts = matmul_flops(MultiHeadAttention(d, h).to("meta"), x, x, x, need_weights=True)
+    assert counts["addmm"] == 4 * 2 * B * n * d * d  # W_Q, W_K, W_V, W_O
+    assert counts["bmm"] == 2 * 2 * B * n * n * d  # QK^T and AV over all heads
+    with pytest.raises(TypeError, match="fn"):
+        matmul_flops("not callable")
