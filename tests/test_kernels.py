@@ -1,4 +1,5 @@
-"""Kernel conformance: every exact kernel in ``kernels.EXACT_KERNELS`` computes the float64
+"""Kernel conformance: every exact kernel (``kernels.EXACT_KERNELS`` and Chapter 7's
+``efficient.memory_efficient_kernel``) computes the float64
 reference's output (masks, causal with Lq != Lk, zero rows, gradients), and the seam in
 MultiHeadAttention runs whatever kernel it is handed."""
 
@@ -8,10 +9,15 @@ import torch.nn.functional as F
 from torch.nn.attention.bias import causal_lower_right
 
 from attention_course.attention import scaled_dot_product_attention
+from attention_course.efficient import memory_efficient_kernel
 from attention_course.kernels import EXACT_KERNELS, fused_attention, select_kernel
 from attention_course.masks import causal_mask, key_padding_mask
 from attention_course.multihead import MultiHeadAttention
 from tests.helpers import assert_raises_naming, rand
+
+# Every exact kernel under test. Chapter 7's kernel joins here, not in kernels.EXACT_KERNELS:
+# kernels (and multihead) never import efficient (an import-linter contract).
+KERNELS = {**EXACT_KERNELS, "memory_efficient": memory_efficient_kernel}
 
 
 def reference(q, k, v, mask=None, *, is_causal=False, scale=None):
@@ -43,13 +49,13 @@ def masks_for(lead, Lq, Lk):
     return {"none": None, "padding": pad, "random+empty row": random}
 
 
-CASES = [(name, shape, masking, causal) for name in EXACT_KERNELS for shape in SHAPES
+CASES = [(name, shape, masking, causal) for name in KERNELS for shape in SHAPES
          for masking in ("none", "padding", "random+empty row") for causal in (False, True)]
 
 
 @pytest.mark.parametrize("name, shape, masking, is_causal", CASES)
 def test_every_exact_kernel_matches_the_float64_reference(name, shape, masking, is_causal):
-    kernel = EXACT_KERNELS[name]
+    kernel = KERNELS[name]
     lead, Lq, Lk, E, Ev = shape
     q = rand(*lead, Lq, E, seed=1).requires_grad_()
     k = rand(*lead, Lk, E, seed=2).requires_grad_()
@@ -70,29 +76,29 @@ def test_every_exact_kernel_matches_the_float64_reference(name, shape, masking, 
         assert torch.allclose(got, want, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", EXACT_KERNELS)
+@pytest.mark.parametrize("name", KERNELS)
 def test_every_exact_kernel_honours_scale(name):
     q, k, v = rand(2, 3, 4, seed=1), rand(2, 5, 4, seed=2), rand(2, 5, 4, seed=3)
-    out, _ = EXACT_KERNELS[name](q, k, v, scale=0.3)
+    out, _ = KERNELS[name](q, k, v, scale=0.3)
     assert torch.allclose(out, reference(q, k, v, scale=0.3), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", EXACT_KERNELS)
+@pytest.mark.parametrize("name", KERNELS)
 @pytest.mark.parametrize("Lq, Lk", [(0, 3), (3, 0), (0, 0)])
 def test_empty_sequences_give_the_same_with_and_without_is_causal(name, Lq, Lk):
     q, k, v = rand(2, Lq, 4, seed=1), rand(2, Lk, 4, seed=2), rand(2, Lk, 5, seed=3)
-    plain, _ = EXACT_KERNELS[name](q, k, v)
-    causal, _ = EXACT_KERNELS[name](q, k, v, is_causal=True)
+    plain, _ = KERNELS[name](q, k, v)
+    causal, _ = KERNELS[name](q, k, v, is_causal=True)
     assert plain.shape == causal.shape == (2, Lq, 5)
     assert torch.equal(plain, causal) and not plain.isnan().any()
     assert torch.all(plain == 0)  # no key at all (or no query): zeros
 
 
-@pytest.mark.parametrize("name", EXACT_KERNELS)
+@pytest.mark.parametrize("name", KERNELS)
 def test_empty_batch(name):
     q, k, v = rand(0, 2, 3, 4), rand(0, 2, 5, 4), rand(0, 2, 5, 4)
     for is_causal in (False, True):
-        out, _ = EXACT_KERNELS[name](q, k, v, is_causal=is_causal)
+        out, _ = KERNELS[name](q, k, v, is_causal=is_causal)
         assert out.shape == (0, 2, 3, 4)
 
 
@@ -116,7 +122,7 @@ def test_float16_scores_do_not_overflow_where_torch_does_not():
     v = rand(1, 3, 2, seed=1).half()
     theirs = F.scaled_dot_product_attention(q, k, v)
     assert theirs.isfinite().all()
-    for name, kernel in EXACT_KERNELS.items():
+    for name, kernel in KERNELS.items():
         out, _ = kernel(q, k, v)
         assert out.isfinite().all(), name
         assert torch.allclose(out.float(), theirs.float(), atol=1e-3), name
@@ -214,7 +220,7 @@ def test_hostile_input_gets_a_clear_error_naming_the_argument(call, error, words
     assert_raises_naming(call, error, words)
 
 
-@pytest.mark.parametrize("name", EXACT_KERNELS)
+@pytest.mark.parametrize("name", KERNELS)
 def test_non_contiguous_inputs_give_the_same_result(name):
     q = Q.transpose(0, 1).contiguous().transpose(0, 1)
     k = K.transpose(-2, -1).contiguous().transpose(-2, -1)
@@ -223,19 +229,19 @@ def test_non_contiguous_inputs_give_the_same_result(name):
     mask = mask.transpose(-2, -1)  # (B, 1, Lk) with other strides
     assert not (q.is_contiguous() or k.is_contiguous() or v.is_contiguous())
     for is_causal in (False, True):
-        out, _ = EXACT_KERNELS[name](q, k, v, mask, is_causal=is_causal)
-        ref, _ = EXACT_KERNELS[name](Q, K, V, mask.contiguous(), is_causal=is_causal)
+        out, _ = KERNELS[name](q, k, v, mask, is_causal=is_causal)
+        ref, _ = KERNELS[name](Q, K, V, mask.contiguous(), is_causal=is_causal)
         assert torch.allclose(out, ref, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", EXACT_KERNELS)
+@pytest.mark.parametrize("name", KERNELS)
 def test_float16_scores_beyond_float16s_range_match_torch(name):
     # 100 * 100 * 64 / sqrt(64) = 80000 > 65504 even after scaling both sides by 64**-0.25
     q = torch.full((1, 2, 2, 64), 100.0, dtype=torch.float16)
     k = torch.full((1, 2, 3, 64), 100.0, dtype=torch.float16)
     v = rand(1, 2, 3, 5, seed=1).half()
     theirs = F.scaled_dot_product_attention(q, k, v)
-    out, _ = EXACT_KERNELS[name](q, k, v, is_causal=True)
+    out, _ = KERNELS[name](q, k, v, is_causal=True)
     ref = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(2, 3))
     assert theirs.isfinite().all() and out.isfinite().all()
     assert torch.allclose(out.float(), ref.float(), atol=1e-3)

@@ -40,6 +40,8 @@ def test_the_layering_contracts_hold(tmp_path):
     ("models/rnn_seq2seq.py", "import attention_course.train", "Models never import"),
     ("models/transformer_seq2seq.py", "import attention_course.models.rnn_seq2seq",
      "independent"),
+    ("multihead.py", "import attention_course.efficient", "never import efficient"),
+    ("kernels.py", "import attention_course.efficient", "never import efficient"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tmp_path, module, line, contract):
     tree = copy_tree(tmp_path)
