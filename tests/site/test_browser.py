@@ -241,3 +241,49 @@ def test_site_root_redirects_in_the_browser(browser, site_server: str, root_docn
         f"opening the site root ended at {v.final_url}, not at the root page {root_docname}"
     )
     assert not v.aborted, f"the site root requested outside URLs: {v.aborted}"
+
+
+# (e) the interactive attention viewer works in the built pages ---------------------------------
+VIEWER_KEYS_JS = """root => [...root.querySelectorAll('.acv-k')].map(k =>
+    k.dataset.weight === undefined ? null : Number(k.dataset.weight))"""
+
+
+def test_attention_viewer_reacts_to_hover_in_the_built_book(
+    browser, site_server: str, site_dir: Path, toc_docs: list[str]
+) -> None:
+    pages = [d for d in toc_docs if checks.is_notebook_page(d)
+             and 'class="acv' in checks.page_path(site_dir, d).read_text(encoding="utf-8")]
+    assert pages, "no chapter page shows the interactive attention viewer"
+    for docname in pages:
+        aborted: list[str] = []
+
+        def route(route, aborted=aborted) -> None:
+            if _is_local(route.request.url):
+                route.continue_()
+            else:
+                aborted.append(route.request.url)
+                route.abort()
+
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            context.set_default_timeout(TIMEOUT_MS)
+            context.route("**/*", route)
+            page = context.new_page()
+            page.goto(urljoin(site_server, f"{docname}.html"), wait_until="load")
+            root = page.locator(".acv[data-acv-ready=true]").first
+            root.wait_for()
+            root.scroll_into_view_if_needed()
+            queries = root.locator(".acv-q")
+            assert queries.count() >= 3, f"{docname}: the viewer shows too few tokens"
+            assert all(w is None for w in root.evaluate(VIEWER_KEYS_JS))  # nothing selected
+            last = queries.count() - 1
+            queries.nth(last).hover()
+            after_last = root.evaluate(VIEWER_KEYS_JS)
+            queries.nth(1).hover()
+            after_second = root.evaluate(VIEWER_KEYS_JS)
+            for row in (after_last, after_second):  # one row of weights: a distribution
+                assert None not in row and abs(sum(row) - 1) < 0.01, (docname, row)
+            assert after_last != after_second, f"{docname}: hovering another token changed nothing"
+            assert not aborted, f"{docname}: the viewer requested outside URLs: {aborted}"
+        finally:
+            context.close()
