@@ -18,10 +18,10 @@ QUIET := ATTENTION_COURSE_QUIET=1
 # oversubscribes the CPU and makes small-op code many times slower).
 ONE_THREAD := OMP_NUM_THREADS=1
 
-.PHONY: help install book lab test lint unit notebooks site clean doctor
+.PHONY: help install book lab test lint unit notebooks site clean doctor bench
 
 help:
-	@echo "make book | make test | make lab | make doctor | make clean"
+	@echo "make book | make test | make lab | make doctor | make bench | make clean"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lab: $(STAMP)
 
 doctor: $(STAMP)
 	$(BIN)/python -m attention_course doctor
+
+# The chapter 7 benchmark table (minutes; not part of `make test`). Options after ARGS=, e.g.
+#   make bench ARGS="--threads 2 --lengths 1024 2048 --json"
+bench: $(STAMP)
+	$(BIN)/python -m attention_course.bench $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -373,3 +373,81 @@ def linear_attention_recurrent(
     if not outputs:
         return value.new_zeros(*query.shape[:-1], value.shape[-1])
     return torch.stack(outputs, dim=-2)  # (..., L, Ev)
+
+
+# ------------------------------------------------------------------ block-sparse attention
+
+def _active_blocks(mask, Lq, Lk, block):
+    """Boolean ``(ceil(Lq/b), ceil(Lk/b))``: which blocks hold at least one allowed pair (in any
+    batch element)."""
+    nq, nk = -(-Lq // block), -(-Lk // block)
+    flat = torch.broadcast_to(mask, (*mask.shape[:-2], Lq, Lk)).reshape(-1, Lq, Lk).any(dim=0)
+    padded = torch.zeros(nq * block, nk * block, dtype=torch.bool, device=mask.device)
+    padded[:Lq, :Lk] = flat
+    return padded.view(nq, block, nk, block).any(dim=3).any(dim=1)  # (nq, nk)
+
+
+def block_sparse_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    block_size: int = 64,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Softmax attention under a sparse boolean ``mask`` that skips the blocks it rules out.
+
+    Equal to the reference attention under the same ``mask`` (``True`` = may attend; a query
+    with no allowed key gets output 0). The ``(Lq, Lk)`` plane is cut into
+    ``block_size × block_size`` blocks; a block where the mask is ``False`` everywhere (in every
+    batch element) is never computed: each query block's scores are formed only against the
+    keys of its non-empty key blocks. With the sparse patterns of
+    :func:`~attention_course.masks.local_mask`, :func:`~attention_course.masks.fixed_mask` or
+    :func:`~attention_course.masks.strided_mask` (block sizes matched to the pattern) the work
+    falls from O(L²) to the number of non-empty blocks. Gradients flow by autograd through the
+    blocks that were computed.
+
+    Shapes: ``query`` ``(..., Lq, E)``, ``key`` ``(..., Lk, E)``, ``value`` ``(..., Lk, Ev)``,
+    ``mask`` boolean broadcastable to ``(..., Lq, Lk)`` (required) → output ``(..., Lq, Ev)``.
+    """
+    if mask is None:
+        raise TypeError("mask must be a boolean tensor (block_sparse_attention needs the "
+                        "sparsity pattern), got None")
+    check_attention_inputs(query, key, value, mask, scale=scale)
+    check_int("block_size", block_size, minimum=1)
+    Lq, Lk = query.shape[-2], key.shape[-2]
+    out_shape = (*torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], mask.shape[:-2]),
+                 Lq, value.shape[-1])
+    if Lq == 0 or Lk == 0:
+        return value.new_zeros(out_shape)
+    root = math.sqrt(_resolve_scale(scale, query))
+    dtype = _compute_dtype(query)
+    active = _active_blocks(mask, Lq, Lk, block_size).tolist()  # list of lists of bool
+    full = torch.broadcast_to(mask, (*mask.shape[:-2], Lq, Lk))
+    outputs = []
+    for qi, row in enumerate(active):
+        qs, qe = qi * block_size, min((qi + 1) * block_size, Lq)
+        starts = [ki * block_size for ki, on in enumerate(row) if on]
+        if not starts:  # every key of this query block is masked: output 0
+            outputs.append(value.new_zeros((*out_shape[:-2], qe - qs, out_shape[-1])))
+            continue
+        keys = torch.cat([torch.arange(s, min(s + block_size, Lk), device=query.device)
+                          for s in starts])  # the key positions of the non-empty blocks
+        qb = query[..., qs:qe, :].to(dtype) * root  # (..., bq, E)
+        kb = key.index_select(-2, keys).to(dtype) * root  # (..., nk, E)
+        vb = value.index_select(-2, keys).to(dtype)  # (..., nk, Ev)
+        s = qb @ kb.transpose(-2, -1)  # (..., bq, nk)
+        allowed = full[..., qs:qe, :].index_select(-1, keys)  # (..., bq, nk)
+        s = s.masked_fill(~allowed, -torch.inf)
+        m = s.amax(dim=-1, keepdim=True).detach()
+        m = m.masked_fill(m == -torch.inf, 0.0)  # rows with no allowed key
+        p = torch.exp(s - m)  # masked scores give exp(-inf) = 0
+        total = p.sum(dim=-1, keepdim=True)
+        o = (p @ vb) / total.masked_fill(total == 0, 1.0)  # empty rows: 0 / 1 = 0
+        outputs.append(torch.broadcast_to(o, (*out_shape[:-2], qe - qs, out_shape[-1]))
+                       .to(value.dtype))
+    return torch.cat(outputs, dim=-2)  # (..., Lq, Ev)
+
+
+__all__ += ["block_sparse_attention"]

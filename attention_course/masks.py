@@ -181,3 +181,69 @@ def from_torch_mask(torch_mask: torch.Tensor) -> torch.Tensor:
         raise ValueError("torch_mask is a float mask with values other than 0 and -inf; "
                          "a soft additive bias cannot be converted to a boolean mask")
     return ~blocked
+
+
+# ------------------------------------------------------- sparse patterns (Child et al., 2019)
+
+def _check_sparse(length, name, size, causal, device):
+    check_int("length", length, minimum=0)
+    check_int(name, size, minimum=1)
+    check_bool("causal", causal)
+    check_device("device", device)
+    i = torch.arange(length, device=device)[:, None]  # (L, 1)
+    j = torch.arange(length, device=device)[None, :]  # (1, L)
+    return i, j
+
+
+def strided_mask(
+    length: int, stride: int, *, causal: bool = True, device: torch.device | str | None = None
+) -> torch.Tensor:
+    r"""The *strided* sparse pattern of Child et al. (2019) as one ``(L, L)`` boolean mask.
+
+    With stride :math:`l` the paper factorises attention into two heads,
+    :math:`A^{(1)}_i = \{t, t+1, \dots, i\}` with :math:`t = \max(0, i - l)` (the previous
+    :math:`l` positions) and :math:`A^{(2)}_i = \{j : (i - j) \bmod l = 0\}` (every
+    :math:`l`-th position). This mask is their union (the paper's "merged" head): query ``i``
+    may attend to key ``j`` iff ``0 <= i - j <= stride`` or ``(i - j) % stride == 0``, and
+    ``j <= i`` when ``causal``. ``causal=False`` uses the symmetric pattern:
+    ``|i - j| <= stride`` or ``(i - j) % stride == 0``. Every query sees itself. A query sees
+    O(L/l + l) keys: O(L·√L) pairs for ``stride ≈ √L``.
+
+    Args:
+        length: ``L >= 0``.
+        stride: ``l >= 1``.
+        causal: restrict to ``j <= i`` (default, as in the paper's autoregressive models).
+    """
+    i, j = _check_sparse(length, "stride", stride, causal, device)
+    allowed = ((i - j).abs() <= stride) | ((i - j) % stride == 0)  # (L, L)
+    return allowed & (j <= i) if causal else allowed
+
+
+def fixed_mask(
+    length: int, block: int, *, causal: bool = True, summary: int = 1,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    r"""The *fixed* sparse pattern of Child et al. (2019) as one ``(L, L)`` boolean mask.
+
+    With block length :math:`l` and :math:`c` summary positions per block the paper's two heads
+    are :math:`A^{(1)}_i = \{j : \lfloor j/l \rfloor = \lfloor i/l \rfloor\}` (the query's own
+    block) and :math:`A^{(2)}_i = \{j : j \bmod l \in \{l - c, \dots, l - 1\}\}` (the last
+    :math:`c` positions of every block, which "summarise" it; 0-based). This mask is their
+    union: query ``i`` may attend to key ``j`` iff ``j // block == i // block`` or
+    ``j % block >= block - summary``, and ``j <= i`` when ``causal``.
+
+    Args:
+        length: ``L >= 0``.
+        block: ``l >= 1``.
+        causal: restrict to ``j <= i`` (default).
+        summary: ``c`` with ``1 <= c <= block``.
+    """
+    i, j = _check_sparse(length, "block", block, causal, device)
+    check_int("summary", summary, minimum=1)
+    if summary > block:
+        raise ValueError(f"summary must be <= block ({block}), got {summary}")
+    allowed = (j // block == i // block) | (j % block >= block - summary)  # (L, L)
+    return allowed & (j <= i) if causal else allowed
+
+
+__all__ += ["strided_mask", "fixed_mask"]

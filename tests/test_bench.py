@@ -92,3 +92,82 @@ def test_matmul_flops_counts_projections_and_the_two_attention_products():
     assert counts["bmm"] == 2 * 2 * B * n * n * d  # QK^T and AV over all heads
     with pytest.raises(TypeError, match="fn"):
         matmul_flops("not callable")
+
+
+# ----------------------------------------------------- the benchmark table (chapter 7)
+
+def test_peak_memory_each_measures_every_call_in_one_process():
+    from attention_course.bench import peak_memory_bytes_each
+
+    small, large, nothing = peak_memory_bytes_each(
+        [(allocate_and_free, (5_000_000,)), (allocate_and_free, (50_000_000,)),
+         (math.floor, (2.5,))])
+    assert 15 * MB <= small < 30 * MB  # 20 MB, measured after a 200 MB call would not show it
+    assert 180 * MB <= large < 230 * MB
+    assert nothing < 5 * MB
+    with pytest.raises(TypeError, match="importable"):
+        peak_memory_bytes_each([(lambda: None, ())])
+
+
+def test_attention_flops_of_each_implementation():
+    from attention_course.bench import attention_flops
+
+    assert attention_flops("reference", 8, 4, 2) == 4 * 8 * 8 * 4
+    assert attention_flops("linear", 8, 4, 2) == 4 * 8 * 4 * 4
+    pairs = sum(min(7, i + 2) - max(0, i - 2) + 1 for i in range(8))  # |i - j| <= 2
+    assert attention_flops("local", 8, 4, 2) == 4 * pairs * 4
+    assert attention_flops("local", 8, 4, 100) == attention_flops("reference", 8, 4, 100)
+
+
+def test_bench_cli_quick_json_smoke():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from attention_course.bench import IMPLEMENTATIONS, ROW_FIELDS
+
+    start = time.perf_counter()
+    child = subprocess.run([sys.executable, "-m", "attention_course.bench", "--quick", "--json"],
+                           capture_output=True, text=True, timeout=120, check=False,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    elapsed = time.perf_counter() - start
+    assert child.returncode == 0, child.stderr
+    assert elapsed < 60
+    result = json.loads(child.stdout)
+    machine = result["machine"]
+    assert machine["threads"] == 1 and machine["torch"] == torch.__version__
+    assert machine["blas"] and machine["cpu"]
+    assert result["roofline_gflops"] > 0
+    rows = result["rows"]
+    lengths = sorted({row["length"] for row in rows})
+    assert len(lengths) >= 1
+    assert {(row["implementation"], row["length"]) for row in rows} == {
+        (name, n) for name in IMPLEMENTATIONS for n in lengths}
+    for row in rows:
+        assert set(row) == set(ROW_FIELDS)
+        for field in ("forward_ms", "forward_backward_ms", "forward_ratio_sdpa",
+                      "forward_backward_ratio_sdpa", "forward_gflops", "forward_backward_gflops"):
+            assert row[field] > 0, (row["implementation"], field)
+        assert row["forward_mib"] >= 0 and row["forward_backward_mib"] >= 0
+        for field in ("forward_roofline", "forward_backward_roofline"):
+            assert 0 < row[field] <= 1.5, (row["implementation"], field, row[field])
+        if row["implementation"] == "torch_sdpa":
+            assert row["forward_ratio_sdpa"] == row["forward_backward_ratio_sdpa"] == 1.0
+    progress = child.stderr.strip().splitlines()
+    assert sum("forward+backward" in line for line in progress) == len(rows)  # one per row
+
+
+def test_bench_skips_quadratic_memory_above_the_limit():
+    from attention_course.bench import run_benchmark
+
+    # n = 64, d = 4, float32: the reference's four n × n matrices are 64 KiB, SDPA's 16 KiB
+    result = run_benchmark([64], dim=4, window=2, max_memory_gb=32 / 2**20, min_run_time=0.001,
+                           roofline_size=16, implementations=("torch_sdpa", "reference"))
+    assert [(s["implementation"], s["length"]) for s in result["skipped"]] == [("reference", 64)]
+    assert [row["implementation"] for row in result["rows"]] == ["torch_sdpa"]
+    nothing = run_benchmark([64], dim=4, max_memory_gb=1e-9, min_run_time=0.001,
+                            roofline_size=16)
+    assert nothing["rows"] == [] and len(nothing["skipped"]) == 5
+    with pytest.raises(ValueError, match="implementations"):
+        run_benchmark([8], implementations=("flash",))

@@ -325,3 +325,104 @@ def test_linear_attention_with_a_single_key_returns_that_value():
     q, k, v = qkv((2,), 5, 1, 4, 3)
     out = linear_attention(q, k, v, eps=0.0)
     assert torch.allclose(out, v.expand(2, 5, 3), rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------ block-sparse attention
+
+def sparse_masks(L):
+    from attention_course.masks import causal_mask, fixed_mask, strided_mask
+
+    return {
+        "strided": strided_mask(L, 5),
+        "strided-bidirectional": strided_mask(L, 4, causal=False),
+        "fixed": fixed_mask(L, 8, summary=2),
+        "fixed-bidirectional": fixed_mask(L, 6, causal=False),
+        "local": local_mask(L, 3),
+        "causal": causal_mask(L),
+    }
+
+
+@pytest.mark.parametrize("name", list(sparse_masks(4)))
+@pytest.mark.parametrize("block_size", [1, 7, 16, 64])
+def test_block_sparse_equals_the_reference_with_gradients(name, block_size):
+    from attention_course.efficient import block_sparse_attention
+
+    L = 37
+    mask = sparse_masks(L)[name].clone()
+    mask[5] = False  # a query with no allowed key: output 0 in both
+    q, k, v = qkv((2, 3), L, L, 8, 5, grad=True)
+    got = block_sparse_attention(q, k, v, mask, block_size=block_size)
+    want = reference(q, k, v, mask)
+    assert got.shape == want.shape == (2, 3, L, 5)
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    assert torch.all(got[..., 5, :] == 0)
+    grad = rand(2, 3, L, 5, seed=11)
+    got_grads = torch.autograd.grad(got, (q, k, v), grad)
+    want_grads = torch.autograd.grad(want, (q, k, v), grad)
+    for a, b in zip(got_grads, want_grads, strict=True):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(Lq=st.integers(0, 20), Lk=st.integers(0, 20), block=st.integers(1, 9),
+       scale=st.sampled_from([None, 0.3]), seed=st.integers(0, 2**16))
+def test_block_sparse_equals_the_reference_on_random_masks(Lq, Lk, block, scale, seed):
+    from attention_course.efficient import block_sparse_attention
+
+    q, k = rand(2, Lq, 4, seed=seed), rand(2, Lk, 4, seed=seed + 1)
+    v = rand(2, Lk, 3, seed=seed + 2)
+    mask = torch.rand(2, Lq, Lk, generator=torch.Generator().manual_seed(seed)) > 0.7
+    got = block_sparse_attention(q, k, v, mask, block_size=block, scale=scale)
+    want = reference(q, k, v, mask, scale=scale)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_block_sparse_gradcheck():
+    from attention_course.efficient import block_sparse_attention
+    from attention_course.masks import fixed_mask
+
+    q, k, v = qkv((2,), 10, 10, 3, 2, grad=True)
+    mask = fixed_mask(10, 4, causal=False)
+    assert torch.autograd.gradcheck(
+        lambda a, b, c: block_sparse_attention(a, b, c, mask, block_size=4), (q, k, v))
+
+
+def bmm_flops(fn):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def test_block_sparse_really_skips_empty_blocks():
+    from attention_course.efficient import block_sparse_attention
+
+    L, E, b = 256, 8, 16
+    q, k, v = qkv((1,), L, L, E, E)
+    dense = bmm_flops(lambda: block_sparse_attention(q, k, v, torch.ones(L, L, dtype=torch.bool),
+                                                     block_size=b))
+    assert dense == 2 * 2 * L * L * E  # QK^T and AV over every block
+    local = local_mask(L, 8)  # each query block meets at most two key blocks
+    sparse = bmm_flops(lambda: block_sparse_attention(q, k, v, local, block_size=b))
+    assert sparse == 2 * 2 * E * b * b * (2 * (L // b) - 1)
+    assert sparse < dense / 7
+    causal = bmm_flops(lambda: block_sparse_attention(
+        q, k, v, torch.ones(L, L, dtype=torch.bool).tril(), block_size=b))
+    n = L // b
+    assert causal == 2 * 2 * E * b * b * n * (n + 1) // 2  # the upper triangle is skipped
+
+
+def test_block_sparse_rejects_bad_arguments():
+    from attention_course.efficient import block_sparse_attention
+
+    q, k, v = qkv((), 4, 4, 2, 2)
+    mask = torch.ones(4, 4, dtype=torch.bool)
+    assert_raises_naming(lambda: block_sparse_attention(q, k, v, None), TypeError, ["mask"])
+    assert_raises_naming(lambda: block_sparse_attention(q, k, v, mask, block_size=0), ValueError,
+                         ["block_size", ">= 1"])
+    assert_raises_naming(lambda: block_sparse_attention(q, k, v, mask.float()), TypeError,
+                         ["mask"])
+    assert_raises_naming(lambda: block_sparse_attention(q, k, v, mask, scale=-1.0), ValueError,
+                         ["scale"])

@@ -8,10 +8,12 @@ from attention_course.masks import (
     attention_mask,
     causal_mask,
     combine_masks,
+    fixed_mask,
     from_torch_mask,
     key_padding_mask,
     local_mask,
     padding_mask,
+    strided_mask,
     to_torch_mask,
 )
 from tests.helpers import assert_raises_naming
@@ -152,3 +154,74 @@ def test_empty_and_shape_only_masks():
     assert torch.equal(padding_mask(lengths), padding_mask(lengths.contiguous()))
     assert attention_mask(None, 3, 3, is_causal=False) is None
     assert torch.equal(attention_mask(CM[None], 3, 3, is_causal=True), CM[None])
+
+
+# ------------------------------------------------- sparse patterns (Child et al., 2019)
+
+def brute_strided(L, stride, causal):
+    """Child et al.'s two strided heads, position by position: the previous ``stride`` positions
+    (``t = max(0, i - l) … i``) and every ``stride``-th position; their union."""
+    rows = []
+    for i in range(L):
+        local = set(range(max(0, i - stride), i + 1))
+        if not causal:
+            local |= set(range(i, min(L, i + stride + 1)))
+        every = {j for j in range(L) if (i - j) % stride == 0 and (not causal or j <= i)}
+        rows.append([j in local | every for j in range(L)])
+    return torch.tensor(rows, dtype=torch.bool).reshape(L, L)
+
+
+def brute_fixed(L, block, causal, summary):
+    """Child et al.'s two fixed heads: the query's own block, and the last ``summary`` positions
+    of every block; their union."""
+    rows = []
+    for i in range(L):
+        own = {j for j in range(L) if j // block == i // block}
+        summaries = {j for j in range(L) if j % block in range(block - summary, block)}
+        rows.append([(j in own | summaries) and (not causal or j <= i) for j in range(L)])
+    return torch.tensor(rows, dtype=torch.bool).reshape(L, L)
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(("L", "stride"), [(0, 1), (1, 1), (9, 1), (10, 3), (17, 4), (16, 16),
+                                           (5, 9)])
+def test_strided_mask_matches_the_definition(L, stride, causal):
+    mask = strided_mask(L, stride, causal=causal)
+    assert mask.dtype == torch.bool and mask.shape == (L, L)
+    assert torch.equal(mask, brute_strided(L, stride, causal))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(("L", "block", "summary"), [(0, 1, 1), (9, 1, 1), (10, 3, 1),
+                                                     (17, 4, 2), (16, 4, 4), (5, 8, 3)])
+def test_fixed_mask_matches_the_definition(L, block, summary, causal):
+    mask = fixed_mask(L, block, causal=causal, summary=summary)
+    assert mask.dtype == torch.bool and mask.shape == (L, L)
+    assert torch.equal(mask, brute_fixed(L, block, causal, summary))
+
+
+def test_sparse_masks_small_examples_and_defaults():
+    # stride 2 over 5 positions (causal): previous two positions plus every even distance.
+    assert strided_mask(5, 2)[4].tolist() == [True, False, True, True, True]
+    # block 2, one summary (the last of each block): query 3 sees key 1 and its own block.
+    assert fixed_mask(4, 2)[3].tolist() == [False, True, True, True]
+    assert torch.equal(strided_mask(6, 2), strided_mask(6, 2, causal=True))
+    assert torch.equal(fixed_mask(6, 2), fixed_mask(6, 2, causal=True, summary=1))
+    assert strided_mask(8, 3).diagonal().all() and fixed_mask(8, 3).diagonal().all()
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda: strided_mask(-1, 2), ValueError, ["length", "-1"]),
+        (lambda: strided_mask(4, 0), ValueError, ["stride", ">= 1"]),
+        (lambda: strided_mask(4, 2.0), TypeError, ["stride", "int"]),
+        (lambda: strided_mask(4, 2, causal=1), TypeError, ["causal", "bool"]),
+        (lambda: fixed_mask(4, 0), ValueError, ["block", ">= 1"]),
+        (lambda: fixed_mask(4, 2, summary=0), ValueError, ["summary", ">= 1"]),
+        (lambda: fixed_mask(4, 2, summary=3), ValueError, ["summary", "block"]),
+        (lambda: fixed_mask(4, 2, causal="yes"), TypeError, ["causal"]),
+    ],
+)
+def test_sparse_masks_reject_bad_arguments(call, error, words):
+    assert_raises_naming(call, error, words)
