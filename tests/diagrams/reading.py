@@ -64,10 +64,13 @@ def drawn_edges(fig):
             for _, _, tail, tip in arrow_paths(fig)]
 
 
-def assert_labels_legible(fig):
-    """Every box label fits inside its box, no text is below 8 pt, no two texts overlap."""
+def assert_labels_legible(fig, named=None):
+    """Every box label fits inside its box, no text is below 8 pt, no two texts overlap.
+
+    ``named`` is ``{key: (patch, text)}`` for diagrams that repeat a label (default: :func:`boxes`).
+    """
     renderer = fig.canvas.get_renderer()
-    for name, (patch, text) in boxes(fig).items():
+    for name, (patch, text) in (boxes(fig) if named is None else named).items():
         inside = patch.get_window_extent(renderer)
         label = text.get_window_extent(renderer)
         assert inside.x0 < label.x0 and label.x1 < inside.x1, f"{name}: label wider than box"

@@ -16,7 +16,12 @@ from matplotlib.patches import FancyBboxPatch, Rectangle  # noqa: E402
 
 from attention_course.diagrams._draw import PALETTE  # noqa: E402
 from attention_course.diagrams.transformer import transformer_diagram  # noqa: E402
-from tests.diagrams.reading import arrow_paths, box_touched, centre  # noqa: E402
+from tests.diagrams.reading import (  # noqa: E402
+    arrow_paths,
+    assert_labels_legible,
+    box_touched,
+    centre,
+)
 
 BLACK = to_rgba("#333333")
 
@@ -198,19 +203,9 @@ def test_one_dashed_frame_per_stack_around_its_layer(drawn):
 
 def test_labels_fit_their_boxes_are_legible_and_do_not_overlap(drawn):
     _, fig = drawn
+    assert_labels_legible(fig, boxes(fig))  # keys by column: labels repeat
     renderer = fig.canvas.get_renderer()
-    for key, (patch, text) in boxes(fig).items():
-        inside = patch.get_window_extent(renderer)
-        label = text.get_window_extent(renderer)
-        assert inside.x0 < label.x0 and label.x1 < inside.x1, f"{key}: label wider than box"
-        assert inside.y0 < label.y0 and label.y1 < inside.y1, f"{key}: label taller than box"
-    texts = fig.axes[0].texts
-    assert min(t.get_fontsize() for t in texts) >= 8
-    extents = [t.get_window_extent(renderer) for t in texts]
-    for i, a in enumerate(extents):
-        for b in extents[i + 1:]:
-            assert not a.overlaps(b), "two labels overlap"
-    for text in texts:  # everything is drawn inside the canvas
+    for text in fig.axes[0].texts:  # everything is drawn inside the canvas
         assert fig.axes[0].get_window_extent(renderer).contains(
             *text.get_window_extent(renderer).get_points().mean(0))
 
