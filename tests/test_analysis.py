@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -25,7 +23,6 @@ from attention_course.attention import scaled_dot_product_attention
 from attention_course.masks import causal_mask, local_mask
 
 F64 = torch.float64
-PACKAGE = Path(__file__).resolve().parents[1] / "attention_course"
 
 
 def one_hot_rows(keys: torch.Tensor, num_keys: int) -> torch.Tensor:
@@ -324,40 +321,6 @@ def test_factor_per_step_rejects(values, skip, error, words):
 def test_factor_per_step_ignores_bad_values_that_are_skipped():
     values = torch.tensor([0.0, 8.0, 4.0, 2.0], dtype=F64)
     assert factor_per_step(values, skip=1) == pytest.approx(0.5)
-
-
-# --- layering --------------------------------------------------------------------------------
-
-
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
-CORE = ["attention", "kernels", "masks", "multihead", "positional", "transformer"]
-
-
-@pytest.mark.parametrize("module", ["analysis", "bench"])
-def test_analysis_and_bench_import_only_the_core(module):
-    allowed = {f"attention_course.{name}" for name in [*CORE, "_checks"]}
-    ours = {m for m in imported_modules(PACKAGE / f"{module}.py")
-            if m.startswith("attention_course")}
-    assert ours <= allowed, f"{module} imports {sorted(ours - allowed)}"
-
-
-@pytest.mark.parametrize("core", CORE)
-def test_core_does_not_import_analysis_or_bench(core):
-    path = PACKAGE / f"{core}.py"
-    if not path.exists():  # pragma: no cover - a core module not written yet
-        pytest.skip(f"{path.name} does not exist")
-    modules = imported_modules(path)
-    assert not {"attention_course.analysis", "attention_course.bench"} & modules
 
 
 # --- log_linear_r2 ---------------------------------------------------------------------------

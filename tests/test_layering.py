@@ -38,6 +38,7 @@ def test_the_layering_contracts_hold(tmp_path):
     ("multihead.py", "import attention_course.models.rnn_seq2seq", "The core knows no model"),
     ("attention.py", "import matplotlib", "The core knows no model"),
     ("models/rnn_seq2seq.py", "import attention_course.train", "Models never import"),
+    ("bench.py", "import attention_course.models.gpt", "Analysis and benchmarks"),
     ("models/transformer_seq2seq.py", "import attention_course.models.rnn_seq2seq",
      "independent"),
     ("multihead.py", "import attention_course.efficient", "never import efficient"),
