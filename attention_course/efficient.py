@@ -31,7 +31,9 @@ from attention_course._checks import check_bool, check_float, check_int, check_t
 from attention_course.attention import (
     _check_query_key,
     _check_value,
+    _masked_softmax,
     _resolve_scale,
+    _scaled_scores,
     check_attention_inputs,
 )
 
@@ -245,21 +247,20 @@ def local_attention(
         raise ValueError(f"local_attention is self-attention: query and key must have the same "
                          f"length, got Lq={L} and Lk={key.shape[-2]}")
     scale = _resolve_scale(scale, query)
-    root = math.sqrt(scale)
     block = max(window, 64) if block_size is None else block_size
     dtype = _compute_dtype(query)
     outputs = []
     for qs in range(0, L, block):
         qe = min(qs + block, L)
         ks, ke = max(0, qs - window), (qe if is_causal else min(L, qe - 1 + window + 1))
-        s = (query[..., qs:qe, :].to(dtype) * root) @ (
-            key[..., ks:ke, :].to(dtype) * root).transpose(-2, -1)  # (..., bq, ke-ks)
+        s = _scaled_scores(query[..., qs:qe, :].to(dtype), key[..., ks:ke, :].to(dtype),
+                           scale)  # (..., bq, ke-ks)
         i = torch.arange(qs, qe, device=query.device)[:, None]
         j = torch.arange(ks, ke, device=query.device)[None, :]
-        allowed = (i - j).abs() <= window
+        allowed = (i - j).abs() <= window  # local_mask's rule, for this block only
         if is_causal:
             allowed = allowed & (j <= i)
-        weights = torch.softmax(s.masked_fill(~allowed, -torch.inf), dim=-1)  # j = i is allowed
+        weights = _masked_softmax(s, allowed)  # j = i is always allowed
         outputs.append(weights.to(value.dtype) @ value[..., ks:ke, :])
     if not outputs:  # L == 0
         return value.new_zeros(*query.shape[:-1], value.shape[-1])
@@ -421,7 +422,7 @@ def block_sparse_attention(
                  Lq, value.shape[-1])
     if Lq == 0 or Lk == 0:
         return value.new_zeros(out_shape)
-    root = math.sqrt(_resolve_scale(scale, query))
+    scale = _resolve_scale(scale, query)
     dtype = _compute_dtype(query)
     active = _active_blocks(mask, Lq, Lk, block_size).tolist()  # list of lists of bool
     full = torch.broadcast_to(mask, (*mask.shape[:-2], Lq, Lk))
@@ -434,17 +435,12 @@ def block_sparse_attention(
             continue
         keys = torch.cat([torch.arange(s, min(s + block_size, Lk), device=query.device)
                           for s in starts])  # the key positions of the non-empty blocks
-        qb = query[..., qs:qe, :].to(dtype) * root  # (..., bq, E)
-        kb = key.index_select(-2, keys).to(dtype) * root  # (..., nk, E)
+        qb = query[..., qs:qe, :].to(dtype)  # (..., bq, E)
+        kb = key.index_select(-2, keys).to(dtype)  # (..., nk, E)
         vb = value.index_select(-2, keys).to(dtype)  # (..., nk, Ev)
-        s = qb @ kb.transpose(-2, -1)  # (..., bq, nk)
+        s = _scaled_scores(qb, kb, scale)  # (..., bq, nk)
         allowed = full[..., qs:qe, :].index_select(-1, keys)  # (..., bq, nk)
-        s = s.masked_fill(~allowed, -torch.inf)
-        m = s.amax(dim=-1, keepdim=True).detach()
-        m = m.masked_fill(m == -torch.inf, 0.0)  # rows with no allowed key
-        p = torch.exp(s - m)  # masked scores give exp(-inf) = 0
-        total = p.sum(dim=-1, keepdim=True)
-        o = (p @ vb) / total.masked_fill(total == 0, 1.0)  # empty rows: 0 / 1 = 0
+        o = _masked_softmax(s, allowed) @ vb  # rows with no allowed key: 0
         outputs.append(torch.broadcast_to(o, (*out_shape[:-2], qe - qs, out_shape[-1]))
                        .to(value.dtype))
     return torch.cat(outputs, dim=-2)  # (..., Lq, Ev)
