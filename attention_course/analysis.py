@@ -615,3 +615,19 @@ def same_class_score(weights: torch.Tensor, classes: torch.Tensor, *,
     uniform = others.sum(dim=-1) / visible.sum(dim=-1)  # (B, T): a uniform head's score
     chance = uniform[counted].to(weights.dtype).mean()  # ()
     return _mean_over_queries(on_class, counted), chance
+
+
+def parameter_gradient_norms(modules) -> torch.Tensor:
+    """``(N,)``: the norm of each module's parameter gradients, all its parameters together
+    (e.g. the layers of a stack after ``loss.backward()``: how the gradient changes with depth).
+    Parameters without a gradient count as zero."""
+    modules = list(modules)
+    if not modules or not all(isinstance(m, torch.nn.Module) for m in modules):
+        raise TypeError("modules must be a non-empty sequence of torch.nn.Module")
+    return torch.stack([
+        torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+                   for p in m.parameters()]).norm()
+        for m in modules])
+
+
+__all__.append("parameter_gradient_norms")

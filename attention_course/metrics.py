@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from attention_course._checks import check_float, check_tensor
 from attention_course.data import PAD
 
-__all__ = ["sequence_cross_entropy", "seq2seq_loss", "token_accuracy", "exact_match"]
+__all__ = ["sequence_cross_entropy", "seq2seq_loss", "next_token_loss", "token_accuracy",
+           "exact_match"]
 
 
 def _check_targets(name: str, pred, targets, *, logits: bool, targets_name: str = "targets"):
@@ -113,3 +114,16 @@ def exact_match(tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"targets rows {rows[:5]}{'…' if len(rows) > 5 else ''} have no non-PAD "
                          f"token: exact match of an empty target is undefined")
     return ((tokens == targets) | (targets == PAD)).all(dim=1)
+
+
+def next_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Language-model loss: mean cross-entropy of predicting ``tokens[:, t + 1]`` from the logits
+    at ``t``. ``model(tokens)`` must return ``(logits (B, T, V), anything)`` (as ``GPT`` does);
+    ``tokens`` ``(B, T)`` integer, ``T >= 2``. Pass it to :func:`~attention_course.train.train`
+    as ``loss_fn``."""
+    check_tensor("tokens", tokens, ndim=2, integer=True)
+    if tokens.shape[1] < 2:
+        raise ValueError(f"tokens must hold at least 2 positions (a token and its successor), "
+                         f"got shape {tuple(tokens.shape)}")
+    logits, _ = model(tokens)  # (B, T, V)
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())

@@ -500,3 +500,13 @@ def test_pattern_statistics_reject(call, error, words):
         call(weights, tokens)
     for word in words:
         assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+def test_parameter_gradient_norms_per_module():
+    from attention_course.analysis import parameter_gradient_norms
+
+    a, b = torch.nn.Linear(2, 1, bias=False), torch.nn.Linear(2, 1, bias=False)
+    a.weight.grad = torch.tensor([[3.0, 4.0]])  # norm 5; b has no gradient: 0
+    assert parameter_gradient_norms([a, b]).tolist() == [5.0, 0.0]
+    with pytest.raises(TypeError, match="modules"):
+        parameter_gradient_norms([])

@@ -248,3 +248,23 @@ def test_label_smoothing_outside_0_1_is_named(eps, error):
     with pytest.raises(error, match="label_smoothing"):
         seq2seq_loss(lambda *args: (torch.zeros(*b.tgt_out.shape, V), None), b,
                      label_smoothing=eps)
+
+
+def test_next_token_loss_scores_each_token_against_its_successor():
+    from attention_course.metrics import next_token_loss
+
+    tokens = torch.tensor([[3, 4, 5], [5, 3, 4]])  # (B, T)
+    V = 6
+
+    def perfect(x):  # logits that put all mass on the true successor (and on 0 at the end)
+        logits = torch.full((*x.shape, V), -50.0)
+        logits[:, :-1].scatter_(-1, x[:, 1:, None], 50.0)
+        return logits, None
+
+    assert next_token_loss(perfect, tokens) < 1e-6
+    uniform = next_token_loss(lambda x: (torch.zeros(*x.shape, V), None), tokens)
+    assert torch.isclose(uniform, torch.log(torch.tensor(float(V))))
+    with pytest.raises(ValueError, match="at least 2"):
+        next_token_loss(perfect, tokens[:, :1])
+    with pytest.raises(TypeError, match="tokens"):
+        next_token_loss(perfect, tokens.float())
