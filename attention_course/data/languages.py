@@ -3,8 +3,8 @@
 Each generator returns a batch of token sequences ``tokens`` ``(B, T)`` together with what an
 analysis needs to score a head against the truth (see :mod:`attention_course.analysis`):
 
-- :func:`repeated_sequences` — ``[BOS] x_1 … x_n x_1 … x_n`` (after a random prefix when ``n``
-  varies): random symbols, then the same again. The repeat can be predicted only by copying
+- :func:`repeated_sequences` — ``[BOS] … x_1 … x_n x_1 … x_n …`` (inside random filler when
+  ``n`` varies): random symbols, then the same again. The repeat can be predicted only by copying
   from the first occurrence (induction heads).
   Truth: ``earlier``, the position of each token's earlier copy.
 - :func:`bracket_sequences` — balanced brackets of several types (a Dyck language): every
@@ -71,9 +71,10 @@ def _shift_positions(index: torch.Tensor, bos: bool) -> torch.Tensor:
 class RepeatedSequences:
     """A batch of :func:`repeated_sequences`; ``tokens``, ``earlier`` are ``(B, T)``.
 
-    ``earlier``: for each token of a repeat, the position of its copy (``t - n``), ``-1``
-    elsewhere (``BOS``, the random prefix, the first occurrence); ``lengths`` ``(B,)``: each
-    row's ``n``; ``vocab_size``: the vocabulary a model needs.
+    ``earlier``: for each token of the repeat, the position of its copy (``t - n``), ``-1``
+    elsewhere (``BOS``, the random filler, the first occurrence); ``lengths`` ``(B,)``: each
+    row's ``n``; ``starts`` ``(B,)``: the position of each row's first ``x_1``; ``vocab_size``:
+    the vocabulary a model needs.
 
     The target at position ``t`` (``tokens[:, t]``, predicted from position ``t - 1``) can be
     copied from the first occurrence exactly when ``earlier[:, t - 1] >= 0``: the token before
@@ -85,41 +86,44 @@ class RepeatedSequences:
     tokens: torch.Tensor  # (B, T)
     earlier: torch.Tensor  # (B, T)
     lengths: torch.Tensor  # (B,)
+    starts: torch.Tensor  # (B,)
     vocab_size: int
 
     @property
     def predictable(self) -> torch.Tensor:
-        """``(B, T)`` bool: targets an induction head can copy (the repeat but its first
-        token)."""
+        """``(B, T)`` bool: targets an induction head can copy (``x_2 … x_n`` of the
+        repeat)."""
         out = torch.zeros_like(self.earlier, dtype=torch.bool)
         out[:, 1:] = self.earlier[:, :-1] >= 0
+        out &= self.earlier >= 0  # not the filler token after the repeat
         return out
 
     @property
     def first_occurrence(self) -> torch.Tensor:
         """``(B, T)`` bool: ``x_2 … x_n`` of the first occurrence (as many targets per row as
         :attr:`predictable`, none of them predictable)."""
-        T = self.tokens.shape[1]
-        t = torch.arange(T)
-        start = T - 2 * self.lengths[:, None]  # (B, 1): position of the first x_1
+        t = torch.arange(self.tokens.shape[1], device=self.tokens.device)
+        start = self.starts[:, None]  # (B, 1): position of the first x_1
         return (t > start) & (t < start + self.lengths[:, None])
 
 
 def repeated_sequences(batch_size: int, length: int | tuple[int, int], num_symbols: int, *,
                        generator: torch.Generator | None = None, bos: bool = True,
                        distinct: bool = False) -> RepeatedSequences:
-    """``batch_size`` sequences ``[BOS] u_1 … u_p x_1 … x_n x_1 … x_n``: random symbols, then
-    the same ``n`` symbols again.
+    """``batch_size`` sequences ``[BOS] u_1 … u_p x_1 … x_n x_1 … x_n v_1 … v_q``: random
+    symbols ``x``, the same ``n`` symbols again, inside random filler ``u``, ``v``.
 
     ``length`` is ``n``, or a range ``(min, max)`` from which each row draws its own ``n``
     uniformly. Every row has ``T = 2 * max (+1 with BOS)`` tokens: a row with a shorter ``n``
-    starts with ``p = 2 * (max - n)`` random symbols ``u``. Varying ``n`` matters: with one
-    fixed ``n`` a single head attending ``n - 1`` positions back could copy the repeat by
-    position alone; with varying ``n`` only content — an induction head, which finds the
-    previous occurrence of the current token and copies the token after it — can.
+    has ``p + q = 2 * (max - n)`` filler symbols, split at random. Both kinds of variation
+    matter: with one fixed ``n`` a head attending ``n - 1`` positions back copies the repeat
+    by position alone, and with the repeat always at the end of the row the absolute
+    positions tell where it is (small models trained on such data learn these shortcuts).
+    With both varied, only content — an induction head, which finds the previous occurrence
+    of the current token and copies the token after it — can predict the repeat.
 
     Symbols are drawn uniformly from ``num_symbols`` ids ``FIRST_SYMBOL …``. With
-    ``distinct=True`` the symbols of a row (prefix and ``x``) are all different (needs
+    ``distinct=True`` the symbols of a row (filler and ``x``) are all different (needs
     ``2 * max - min <= num_symbols``), so a token's only earlier occurrence is its designed
     copy; otherwise symbols may also repeat by chance (as in Olsson et al., 2022).
 
@@ -147,19 +151,22 @@ def repeated_sequences(batch_size: int, length: int | tuple[int, int], num_symbo
                          f"longest row), got length={length!r} and num_symbols={num_symbols}")
     B, L = batch_size, 2 * high
     lengths = torch.randint(low, high + 1, (B,), generator=generator)  # (B,): each row's n
+    n = lengths[:, None]  # (B, 1)
+    start = (torch.rand(B, 1, generator=generator) * (L - 2 * n + 1)).long()  # (B, 1): x_1
     if distinct:  # a random permutation per row; a row uses its first L - n symbols
         pool = torch.rand(B, num_symbols, generator=generator).argsort(dim=1)  # (B, K)
     else:
         pool = torch.randint(num_symbols, (B, L), generator=generator)  # (B, L)
     t = torch.arange(L)
-    n = lengths[:, None]  # (B, 1)
-    start = L - 2 * n  # (B, 1): position of the first x_1
-    # Position t takes pool symbol t in the prefix, p + ((t - p) mod n) in the two copies.
-    source = torch.where(t < start, t, start + (t - start) % n)  # (B, L)
+    copy = (t >= start + n) & (t < start + 2 * n)  # (B, L): the repeat
+    # Filler before takes pool symbol t, the copies start + ((t - start) mod n), filler after
+    # t - n (the symbols after the first occurrence's).
+    source = torch.where(t < start + 2 * n, torch.where(t < start, t, start + (t - start) % n),
+                         t - n)  # (B, L)
     tokens = FIRST_SYMBOL + pool.gather(1, source)  # (B, L)
-    earlier = torch.where(t >= start + n, t - n, -1)  # (B, L)
+    earlier = torch.where(copy, t - n, -1)  # (B, L)
     return RepeatedSequences(_with_bos(tokens, bos), _shift_positions(earlier, bos), lengths,
-                             FIRST_SYMBOL + num_symbols)
+                             start[:, 0] + int(bos), FIRST_SYMBOL + num_symbols)
 
 
 # --- balanced brackets (syntax) ------------------------------------------------------------

@@ -33,15 +33,18 @@ def test_repeated_sequences_repeat_and_point_to_the_copy(length, distinct):
     assert b.lengths.min() >= low and b.lengths.max() <= high
     if isinstance(length, tuple):
         assert len(b.lengths.unique()) > 1  # the lengths do vary
+    if isinstance(length, tuple):
+        assert len(b.starts.unique()) > 1  # and so does the place of the repeat
     for row in range(B):
-        n = int(b.lengths[row])
-        x = b.tokens[row, T - 2 * n:T - n]
-        assert torch.equal(b.tokens[row, T - n:], x)  # the last n tokens repeat the n before
+        n, s = int(b.lengths[row]), int(b.starts[row])
+        assert 1 <= s <= T - 2 * n
+        x = b.tokens[row, s:s + n]
+        assert torch.equal(b.tokens[row, s + n:s + 2 * n], x)  # n tokens, then them again
         expected = torch.full((T,), -1)
-        expected[T - n:] = torch.arange(T - 2 * n, T - n)
+        expected[s + n:s + 2 * n] = torch.arange(s, s + n)
         assert torch.equal(b.earlier[row], expected)
         if distinct:  # the only repeats are the designed ones
-            assert len(b.tokens[row, 1:T - n].unique()) == T - n - 1
+            assert len(b.tokens[row, 1:].unique()) == T - n - 1
     # where the copy points, the token is equal
     has = b.earlier >= 0
     copies = b.tokens.gather(1, b.earlier.clamp_min(0))
@@ -52,13 +55,14 @@ def test_repeated_sequences_masks_of_predictable_and_first_occurrence_targets():
     b = repeated_sequences(16, (3, 6), 20, generator=gen(2))
     T = b.tokens.shape[1]
     for row in range(16):
-        n = int(b.lengths[row])
+        n, s = int(b.lengths[row]), int(b.starts[row])
         predictable = torch.zeros(T, dtype=torch.bool)
-        predictable[T - n + 1:] = True  # x_2 ... x_n of the copy
+        predictable[s + n + 1:s + 2 * n] = True  # x_2 ... x_n of the copy
         first = torch.zeros(T, dtype=torch.bool)
-        first[T - 2 * n + 1:T - n] = True  # x_2 ... x_n of the first occurrence
+        first[s + 1:s + n] = True  # x_2 ... x_n of the first occurrence
         assert torch.equal(b.predictable[row], predictable)
         assert torch.equal(b.first_occurrence[row], first)
+    assert (b.starts + 2 * b.lengths < T).any()  # some rows have filler after the repeat
     assert torch.equal(b.predictable.sum(1), b.first_occurrence.sum(1))
 
 
