@@ -436,6 +436,82 @@ def log_linear_r2(values: torch.Tensor, *, skip: int = 0) -> float:
 __all__.append("log_linear_r2")
 
 
+def loglog_slope(x, y) -> float:
+    """The exponent ``p`` of a power law ``y ≈ c · x^p``: the least-squares slope of
+    ``log y`` against ``log x`` (float64). About 2 for a cost quadratic in ``x``, 1 for a
+    linear one (Chapter 7's complexity fits).
+
+    Args:
+        x: ``(n,)`` positive sizes (a sequence or a 1-D tensor), not all equal.
+        y: ``(n,)`` positive measurements (times, bytes) at those sizes.
+
+    Returns:
+        The fitted exponent, a float.
+    """
+    x, y = (torch.as_tensor(v, dtype=torch.float64) for v in (x, y))
+    for name, v in (("x", x), ("y", y)):
+        if v.ndim != 1 or len(v) < 2:
+            raise ValueError(f"{name} must be 1-D with at least two entries, got shape "
+                             f"{tuple(v.shape)}")
+        if not (torch.isfinite(v) & (v > 0)).all():
+            raise ValueError(f"{name} must be positive and finite to take its logarithm, "
+                             f"got {v.tolist()}")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+    lx, ly = x.log() - x.log().mean(), y.log() - y.log().mean()
+    if (lx ** 2).sum() == 0:
+        raise ValueError(f"x must not be all equal, got {x.tolist()}")
+    return ((lx * ly).sum() / (lx ** 2).sum()).item()
+
+
+def graph_depth(output: torch.Tensor, input: torch.Tensor) -> int:
+    """The number of operations on the longest chain from ``input`` to
+    ``output`` in the autograd graph: how many operations must run one after
+    another (Vaswani et al.'s "sequential operations"), measured.
+
+    A recurrent layer written step by step has a depth that grows with the
+    sequence length; self-attention and convolution a constant one.
+
+    Args:
+        output: a tensor computed from ``input`` with autograd recording.
+        input: a leaf tensor with ``requires_grad=True``.
+
+    Returns:
+        The depth, an int ``>= 1``.
+    """
+    check_tensor("input", input)
+    check_tensor("output", output)
+    if not (input.is_leaf and input.requires_grad):
+        raise ValueError("input must be a leaf tensor with "
+                         "requires_grad=True")
+    if output.grad_fn is None:
+        raise ValueError("output has no autograd graph: compute it from "
+                         "input with grad enabled")
+    depth = {}  # node -> longest chain from input (None: not reached)
+    stack = [(output.grad_fn, False)]
+    while stack:  # iterative: recurrences are deeper than Python's stack
+        node, expanded = stack.pop()
+        if node in depth:
+            continue
+        if getattr(node, "variable", None) is input:  # input's AccumulateGrad
+            depth[node] = 0
+            continue
+        children = [c for c, _ in node.next_functions if c is not None]
+        if not expanded:  # first visit: children first, then this node
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if c not in depth)
+            continue
+        reached = [depth[c] for c in children if depth[c] is not None]
+        depth[node] = 1 + max(reached) if reached else None
+    if depth[output.grad_fn] is None:
+        raise ValueError("output does not depend on input through the "
+                         "autograd graph")
+    return depth[output.grad_fn]
+
+
+__all__ += ["loglog_slope", "graph_depth"]
+
+
 # --- head statistics for attention patterns (Chapter 6) --------------------------------------
 #
 # Each takes self-attention weights ``(*, B, H, T, T)`` (``*``: any leading dimensions, e.g. the

@@ -16,6 +16,13 @@ output ``(..., Lq, Ev)`` only.
 - :func:`linear_attention` / :func:`linear_attention_recurrent` — kernelised attention
   (Katharopoulos et al., 2020) with a positive feature map (``elu + 1`` by default): O(n·d²)
   time, and a causal form both as chunked cumulative sums and as an RNN recurrence.
+- :func:`block_sparse_attention` — softmax attention under a sparse mask, skipping the blocks
+  the mask rules out.
+
+Kernel adapters (hand them to ``MultiHeadAttention`` / ``GPT`` as ``attention_fn``):
+:func:`memory_efficient_kernel`, :func:`local_kernel`, :func:`linear_kernel`,
+:func:`block_sparse_kernel` — each refuses (``ValueError`` naming the argument) what the
+function under it cannot honour: a ``mask``, a ``scale``, dropout.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from attention_course.attention import (
     _scaled_scores,
     check_attention_inputs,
 )
+from attention_course.masks import _attention_mask
 
 __all__ = ["memory_efficient_attention", "memory_efficient_kernel", "local_attention",
            "linear_attention", "linear_attention_recurrent", "elu_feature_map"]
@@ -447,3 +455,105 @@ def block_sparse_attention(
 
 
 __all__ += ["block_sparse_attention"]
+
+
+# ---------------------------------------------------------------------------- kernel adapters
+
+def _refuse(kernel_name, *, mask=None, dropout_p=0.0, scale=None, allow_mask=False,
+            allow_scale=True):
+    """Raise ``ValueError`` (naming the argument) for what the adapted function cannot do."""
+    if dropout_p != 0.0:
+        raise ValueError(f"{kernel_name} does not implement attention dropout: dropout_p must "
+                         f"be 0.0, got {dropout_p!r} (use eval() mode or dropout=0)")
+    if not allow_mask and mask is not None:
+        raise ValueError(f"{kernel_name} cannot honour a mask: mask must be None, got a tensor "
+                         f"of shape {tuple(mask.shape)} (only is_causal is supported)")
+    if not allow_scale and scale is not None:
+        raise ValueError(f"{kernel_name} has no softmax temperature: scale must be None, got "
+                         f"{scale!r}")
+
+
+def _named(kernel, name):
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
+
+
+def local_kernel(window: int):
+    """A kernel (see :mod:`attention_course.kernels`) running :func:`local_attention` with
+    ``window`` → ``(output (..., L, Ev), None)``.
+
+    For ``MultiHeadAttention(..., attention_fn=local_kernel(w))`` or ``GPT(config,
+    attention_fn=local_kernel(w))``: self-attention (``Lq == Lk``) under the sliding window
+    (causal when ``is_causal``). A ``mask`` cannot be honoured (``ValueError``), nor dropout
+    (``dropout_p`` must be 0); weights are never formed.
+    """
+    check_int("window", window, minimum=0)
+    name = f"local_kernel(window={window})"
+
+    def kernel(query, key, value, mask=None, *, is_causal=False, scale=None, dropout_p=0.0):
+        _refuse(name, mask=mask, dropout_p=dropout_p)
+        return local_attention(query, key, value, window, is_causal=is_causal,
+                               scale=scale), None
+
+    return _named(kernel, name)
+
+
+def linear_kernel(feature_map: Callable[[torch.Tensor], torch.Tensor] | None = None, *,
+                  eps: float = 1e-6):
+    """A kernel running :func:`linear_attention` (``feature_map``, ``eps``) → ``(output
+    (..., Lq, Ev), None)``.
+
+    Not softmax attention, hence not the reference's numbers: it swaps ``exp(q·k/√E)`` for
+    ``φ(q)·φ(k)``. It honours ``is_causal`` (``Lq == Lk``) but no ``mask`` and no ``scale``
+    (``ValueError`` naming the argument), and no dropout (``dropout_p`` must be 0).
+    """
+    if feature_map is not None and not callable(feature_map):
+        raise TypeError(f"feature_map must be a function (tensor -> tensor) or None, got "
+                        f"{type(feature_map).__name__} {feature_map!r}")
+    check_float("eps", eps, minimum=0.0)
+    name = f"linear_kernel({getattr(feature_map, '__name__', 'elu_feature_map')})"
+
+    def kernel(query, key, value, mask=None, *, is_causal=False, scale=None, dropout_p=0.0):
+        _refuse(name, mask=mask, dropout_p=dropout_p, scale=scale, allow_scale=False)
+        return linear_attention(query, key, value, is_causal=is_causal,
+                                feature_map=feature_map, eps=eps), None
+
+    return _named(kernel, name)
+
+
+def block_sparse_kernel(pattern: Callable[[int], torch.Tensor], *, block_size: int = 64):
+    """A kernel running :func:`block_sparse_attention` under a sparse ``pattern`` →
+    ``(output (..., Lq, Ev), None)``.
+
+    ``pattern(L)`` returns a boolean ``(L, L)`` mask for ``L`` keys, e.g.
+    ``functools.partial(masks.strided_mask, stride=8)`` or ``masks.fixed_mask`` likewise; its
+    last ``Lq`` rows are used (bottom-right, as ``is_causal``). The pattern is combined with the
+    call's ``mask`` and ``is_causal`` (all must allow a pair), and blocks of ``block_size`` that
+    the result rules out are skipped. ``dropout_p`` must be 0.
+    """
+    if not callable(pattern):
+        raise TypeError(f"pattern must be a function length -> (L, L) boolean mask, got "
+                        f"{type(pattern).__name__} {pattern!r}")
+    check_int("block_size", block_size, minimum=1)
+    name = f"block_sparse_kernel({getattr(pattern, '__name__', type(pattern).__name__)})"
+
+    def kernel(query, key, value, mask=None, *, is_causal=False, scale=None, dropout_p=0.0):
+        _refuse(name, mask=mask, dropout_p=dropout_p, allow_mask=True)
+        Lq, Lk = query.shape[-2], key.shape[-2]
+        allowed = pattern(Lk)
+        if (not isinstance(allowed, torch.Tensor) or allowed.dtype != torch.bool
+                or tuple(allowed.shape) != (Lk, Lk)):
+            got = (f"{allowed.dtype} tensor of shape {tuple(allowed.shape)}"
+                   if isinstance(allowed, torch.Tensor) else type(allowed).__name__)
+            raise ValueError(f"pattern({Lk}) must return a boolean ({Lk}, {Lk}) mask, got {got}")
+        allowed = allowed[Lk - Lq:].to(query.device)  # (Lq, Lk): bottom-right rows
+        combined = _attention_mask(mask, Lq, Lk, is_causal=is_causal, device=query.device)
+        if combined is not None:
+            allowed = allowed & combined  # (..., Lq, Lk)
+        return block_sparse_attention(query, key, value, allowed, block_size=block_size,
+                                      scale=scale), None
+
+    return _named(kernel, name)
+
+
+__all__ += ["local_kernel", "linear_kernel", "block_sparse_kernel"]

@@ -13,14 +13,17 @@ from attention_course.analysis import (
     dependency_matrix,
     factor_per_step,
     gradient_by_distance,
+    graph_depth,
     input_sensitivity,
     layers_needed,
+    loglog_slope,
     reach_by_layer,
     stack_weights,
     weight_on_offset,
 )
 from attention_course.attention import scaled_dot_product_attention
 from attention_course.masks import causal_mask, local_mask
+from tests.helpers import assert_raises_naming
 
 F64 = torch.float64
 
@@ -510,3 +513,64 @@ def test_parameter_gradient_norms_per_module():
     assert parameter_gradient_norms([a, b]).tolist() == [5.0, 0.0]
     with pytest.raises(TypeError, match="modules"):
         parameter_gradient_norms([])
+
+
+# --- loglog_slope and graph_depth (Chapter 7) ----------------------------------------------
+
+
+@pytest.mark.parametrize("power", [0.5, 1.0, 2.0, 3.0])
+def test_loglog_slope_recovers_the_exponent_of_a_power_law(power):
+    x = torch.tensor([128.0, 256.0, 1024.0, 4096.0])
+    assert loglog_slope(x, 3.0 * x ** power) == pytest.approx(power, abs=1e-6)
+    assert loglog_slope(x.tolist(), (7 * x ** power).tolist()) == pytest.approx(power, abs=1e-6)
+
+
+def test_loglog_slope_fits_the_best_line_through_noise():
+    x = torch.tensor([1.0, 2.0, 4.0, 8.0])
+    y = x ** 2 * torch.tensor([1.0, 1.1, 0.9, 1.0])  # a noisy quadratic
+    assert 1.8 < loglog_slope(x, y) < 2.2
+
+
+@pytest.mark.parametrize("x, y, words", [
+    ([1.0], [1.0], ["x", "at least two"]),
+    ([1.0, 2.0], [1.0, 0.0], ["y", "positive"]),
+    ([1.0, -2.0], [1.0, 2.0], ["x", "positive"]),
+    ([1.0, 2.0, 3.0], [1.0, 2.0], ["same length"]),
+    ([2.0, 2.0], [1.0, 2.0], ["x", "all equal"]),
+])
+def test_loglog_slope_rejects_bad_input(x, y, words):
+    assert_raises_naming(lambda: loglog_slope(x, y), ValueError, words)
+
+
+def test_graph_depth_counts_a_chain_of_operations():
+    x = torch.randn(3, requires_grad=True)
+    y = x
+    for _ in range(5):
+        y = (y * 2).sin()  # two operations per round
+    assert graph_depth(y, x) == 10
+    assert graph_depth(x.exp() + (x * 2).sin(), x) == 3  # the longer branch counts
+
+
+def test_graph_depth_grows_with_length_for_a_recurrence_but_not_for_attention():
+    cell = torch.nn.RNNCell(4, 4)
+    depths = {}
+    for n in (4, 8, 16):
+        x = torch.randn(1, n, 4, requires_grad=True)
+        h = torch.zeros(1, 4)
+        for t in range(n):
+            h = cell(x[:, t], h)
+        attended, _ = scaled_dot_product_attention(x, x, x)
+        depths[n] = (graph_depth(h, x), graph_depth(attended, x))
+    steps = [depths[n][0] for n in (4, 8, 16)]
+    assert steps[1] - steps[0] == (steps[2] - steps[1]) / 2 > 0  # linear in n
+    assert len({depths[n][1] for n in depths}) == 1  # constant
+
+
+def test_graph_depth_rejects_bad_input():
+    x = torch.randn(3, requires_grad=True)
+    assert_raises_naming(lambda: graph_depth(x * 2, x * 2), ValueError, ["input", "leaf"])
+    assert_raises_naming(lambda: graph_depth(torch.randn(3), x), ValueError,
+                         ["output", "no autograd graph"])
+    other = torch.randn(3, requires_grad=True)
+    assert_raises_naming(lambda: graph_depth(other * 2, x), ValueError, ["does not depend"])
+    assert_raises_naming(lambda: graph_depth(x * 2, [1.0]), TypeError, ["input"])

@@ -4,6 +4,8 @@
 - :mod:`attention_course.data.seq2seq` — copy / reverse / sort tasks as padded batches
 - :mod:`attention_course.data.languages` — synthetic languages with ground truth (Chapter 6):
   repeated random sequences, balanced brackets, words in meaning classes
+- :mod:`attention_course.data.retrieval` — associative recall, a long-range retrieval task
+  with ground truth (Chapter 7)
 """
 
 from attention_course.data.seq2seq import TASKS, Seq2SeqBatch, make_batch
@@ -23,3 +25,10 @@ from attention_course.data.languages import (  # noqa: E402 - appended after the
 
 __all__ += ["RepeatedSequences", "repeated_sequences", "BracketSequences", "bracket_sequences",
             "ClassSequences", "class_sequences"]
+
+from attention_course.data.retrieval import (  # noqa: E402 - appended after the task exports
+    AssociativeRecall,
+    associative_recall,
+)
+
+__all__ += ["AssociativeRecall", "associative_recall"]

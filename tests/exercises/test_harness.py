@@ -8,12 +8,12 @@ import itertools
 import pytest
 import torch
 
-from attention_course.exercises import ch01, ch02, ch03, ch04, ch05, ch06
+from attention_course.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07
 from attention_course.exercises._framework import wrap
 from tests.exercises.conftest import MAX_LINE
 from tests.exercises.registry import exercises, stub
 
-MODULES = (ch01, ch02, ch03, ch04, ch05, ch06)
+MODULES = (ch01, ch02, ch03, ch04, ch05, ch06, ch07)
 
 
 def test_every_checker_is_registered():
@@ -182,7 +182,8 @@ if torch.cuda.is_available():  # a tensor on another device (only where one exis
 # Not garbage there: path_length accepts whole numbers in any float dtype; a count may be any
 # integer (a Python int, or a one-element integer tensor).
 ACCEPTED = {("path_length", "float16"), ("parameter_count", "list"),
-            ("parameter_count", "wrong shape")}
+            ("parameter_count", "wrong shape"), ("attention_flops", "list"),
+            ("attention_flops", "wrong shape")}
 
 
 @pytest.mark.parametrize("kind", GARBAGE)
