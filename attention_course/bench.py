@@ -18,15 +18,15 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.utils.benchmark as benchmark
 
 from attention_course._checks import check_bool, check_float, check_int
 
-__all__ = ["median_seconds", "peak_memory_bytes", "matmul_flops", "peak_memory_bytes_each",
-           "run_benchmark", "format_table"]
+__all__ = ["median_seconds", "fastest_seconds", "peak_memory_bytes", "matmul_flops",
+           "peak_memory_bytes_each", "run_benchmark", "format_table"]
 
 
 def median_seconds(fn: Callable, *args, num_threads: int = 1, min_run_time: float = 0.1) -> float:
@@ -56,6 +56,28 @@ def median_seconds(fn: Callable, *args, num_threads: int = 1, min_run_time: floa
     timer = benchmark.Timer("fn(*args)", globals={"fn": fn, "args": args},
                             num_threads=num_threads)
     return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def fastest_seconds(calls: Mapping, *, rounds: int = 3, num_threads: int = 1,
+                    min_run_time: float = 0.02) -> dict:
+    """:func:`median_seconds` of several calls, measured in interleaved rounds; the fastest
+    round of each call is kept.
+
+    ``calls`` maps any key to a tuple ``(fn, *args)``. Each round times every call once, so a
+    burst of other work on the machine hits one round of a call, not all of them; since such
+    noise only ever adds time, the minimum over the rounds is the steadier estimate (what a
+    growth-rate fit on a shared machine needs).
+
+    Returns:
+        ``{key: seconds}`` in the order of ``calls``.
+    """
+    check_int("rounds", rounds, minimum=1)
+    best = {}
+    for _ in range(rounds):
+        for key, (fn, *args) in calls.items():
+            t = median_seconds(fn, *args, num_threads=num_threads, min_run_time=min_run_time)
+            best[key] = min(best.get(key, t), t)
+    return best
 
 
 # The child process: read the import path, then the call, from stdin; reset the peak; call;

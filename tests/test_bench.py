@@ -8,7 +8,8 @@ import time
 import pytest
 import torch
 
-from attention_course.bench import median_seconds, peak_memory_bytes
+from attention_course.bench import fastest_seconds, median_seconds, peak_memory_bytes
+from tests.helpers import assert_raises_naming
 
 MB = 10**6
 
@@ -29,6 +30,25 @@ def test_median_seconds_runs_on_the_requested_threads(num_threads):
     median_seconds(record, num_threads=num_threads, min_run_time=0.01)
     assert seen and set(seen) == {num_threads}
     assert torch.get_num_threads() == before  # the caller's setting is restored
+
+
+def test_fastest_seconds_keeps_the_fastest_round_of_interleaved_calls():
+    b_has_run = []
+
+    def a():  # slow until "b" has had a round: only interleaved rounds see it fast
+        time.sleep(0.01 if b_has_run else 0.03)
+
+    def b():
+        b_has_run.append(True)
+        time.sleep(0.01)
+
+    best = fastest_seconds({"a": (a,), "b": (b,)}, rounds=2, min_run_time=1e-3)
+    assert list(best) == ["a", "b"]
+    assert 0.01 <= best["a"] < 0.02 and 0.01 <= best["b"] < 0.02
+
+
+def test_fastest_seconds_rejects_bad_rounds():
+    assert_raises_naming(lambda: fastest_seconds({}, rounds=0), ValueError, ["rounds"])
 
 
 def test_median_seconds_passes_arguments():
