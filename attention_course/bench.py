@@ -26,7 +26,8 @@ import torch.utils.benchmark as benchmark
 from attention_course._checks import check_bool, check_float, check_int
 
 __all__ = ["median_seconds", "fastest_seconds", "peak_memory_bytes", "matmul_flops",
-           "peak_memory_bytes_each", "run_benchmark", "format_table"]
+           "peak_memory_bytes_each", "run_stack_forward_backward", "run_benchmark",
+           "format_table"]
 
 
 def median_seconds(fn: Callable, *args, num_threads: int = 1, min_run_time: float = 0.1) -> float:
@@ -255,6 +256,21 @@ def peak_memory_bytes_each(calls, *, num_threads: int = 1, warmup: bool = True,
         raise RuntimeError(f"peak_memory_bytes_each: the subprocess failed (exit code "
                            f"{child.returncode}):\n" + "\n".join(message))
     return [max(int(x), 0) for x in child.stdout.decode().split()]
+
+
+def run_stack_forward_backward(layers, x, checkpoint: bool) -> None:
+    """Forward and backward through ``layers`` (applied in order to ``x`` ``(B, L, D)``), with
+    or without gradient checkpointing (:func:`attention_course.checkpointing.run_layers`).
+
+    Module level, so :func:`peak_memory_bytes_each` can run it in a subprocess (Chapter 8).
+    The parameters' gradients are reset first, so repeated calls do the same work.
+    """
+    from attention_course.checkpointing import run_layers
+
+    for layer in layers:
+        layer.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        run_layers(layers, x, checkpoint=checkpoint).sum().backward()
 
 
 # ------------------------------------------------------------- the benchmark table (chapter 7)

@@ -80,13 +80,15 @@ def relative_shift_matrix(k: int, d_model: int, *, dtype=torch.float64) -> torch
     return M.to(dtype)
 
 
-def _check_input(x, max_len: int, d_model: int) -> None:
+def _check_input(x, max_len: int, d_model: int, start: int = 0) -> None:
     check_tensor("x", x, ndim=3, floating=True)
+    check_int("start", start, minimum=0)
     if x.shape[2] != d_model:
         raise ValueError(f"x has shape {tuple(x.shape)}; expected (B, L, D) with D = d_model = "
                          f"{d_model}")
-    if x.shape[1] > max_len:
-        raise ValueError(f"x has shape {tuple(x.shape)}: L = {x.shape[1]} > max_len = {max_len}")
+    if start + x.shape[1] > max_len:
+        raise ValueError(f"x has shape {tuple(x.shape)} and start = {start}: positions up to "
+                         f"{start + x.shape[1] - 1} but max_len = {max_len}")
 
 
 class SinusoidalPositionalEncoding(nn.Module):
@@ -104,10 +106,12 @@ class SinusoidalPositionalEncoding(nn.Module):
         pe = sinusoidal_encoding(max_len, d_model, dtype=torch.float64)  # (max_len, D)
         self.register_buffer("pe", pe, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.pe.shape[0], self.pe.shape[1])
+    def forward(self, x: torch.Tensor, *, start: int = 0) -> torch.Tensor:
+        """``x`` ``(B, L, D)`` at positions ``start … start + L - 1`` (``start > 0``: the next
+        tokens of a sequence decoded step by step) → ``(B, L, D)``."""
+        _check_input(x, self.pe.shape[0], self.pe.shape[1], start)
         L = x.shape[1]
-        return x + self.pe[:L].to(x.dtype)  # (B, L, D)
+        return x + self.pe[start:start + L].to(x.dtype)  # (B, L, D)
 
 
 class LearnedPositionalEmbedding(nn.Module):
@@ -123,7 +127,8 @@ class LearnedPositionalEmbedding(nn.Module):
         check_int("max_len", max_len, minimum=1)
         self.embedding = nn.Embedding(max_len, d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self.embedding.num_embeddings, self.embedding.embedding_dim)
+    def forward(self, x: torch.Tensor, *, start: int = 0) -> torch.Tensor:
+        """``x`` ``(B, L, D)`` at positions ``start … start + L - 1`` → ``(B, L, D)``."""
+        _check_input(x, self.embedding.num_embeddings, self.embedding.embedding_dim, start)
         L = x.shape[1]
-        return x + self.embedding.weight[:L].to(x.dtype)  # (B, L, D)
+        return x + self.embedding.weight[start:start + L].to(x.dtype)  # (B, L, D)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attention_course._checks import check_bool, check_float, check_int
+from attention_course.cache import project_with_cache
 from attention_course.kernels import AttentionFn
 from attention_course.multihead import MultiHeadAttention
 
@@ -90,11 +91,16 @@ class _Layer(nn.Module):
         return self.norms[i](x + self.dropout(block(x)))  # LN(x + Sublayer(x))
 
     @staticmethod
-    def _attend(attn, query, memory, mask, is_causal, need_weights):
-        """``attn`` on checked arguments → ``(output (B, Lq, D), weights or None)``."""
-        q, k, v = attn.project(query, memory, memory, checked=True)  # (B, H, L, Dh) each
-        return attn.attend(q, k, v, mask, is_causal=is_causal, need_weights=need_weights,
-                           checked=True)
+    def _attend(attn, query, memory, mask, is_causal, need_weights, past=None, static=False):
+        """``attn`` on checked arguments → ``(output (B, Lq, D), weights or None, present)``.
+
+        ``past``/``present``: this attention's key–value cache, see
+        :func:`~attention_course.cache.project_with_cache` (``static`` for cross-attention)."""
+        q, k, v, present = project_with_cache(attn, query, memory, memory, past,
+                                              static=static, checked=True)
+        out, weights = attn.attend(q, k, v, mask, is_causal=is_causal,
+                                   need_weights=need_weights, checked=True)
+        return out, weights, present
 
     def _copy_common(self, m, num_norms):
         with torch.no_grad():
@@ -145,19 +151,24 @@ class EncoderLayer(_Layer):
         With ``need_weights=True``: ``(output, {"self_attn": (B, H, L, L)})``.
         """
         mask = self.check_inputs(x, mask, is_causal=is_causal, need_weights=need_weights)
-        return _with_weights(*self._forward(x, mask, is_causal, need_weights), need_weights)
+        x, weights, _ = self._forward(x, mask, is_causal, need_weights)
+        return _with_weights(x, weights, need_weights)
 
-    def _forward(self, x, mask, is_causal, need_weights):
-        """``forward`` on checked arguments → ``(output, weights dict)``."""
-        weights = {}
+    def _forward(self, x, mask, is_causal, need_weights, past=None):
+        """``forward`` on checked arguments → ``(output, weights, present)``.
+
+        ``past``/``present``: key–value caches ``{"self_attn": (k, v)}``
+        (Chapter 8, :mod:`attention_course.cache`)."""
+        weights, present = {}, {}
 
         def self_attention(h):  # (B, L, D) -> (B, L, D); keeps the weights
-            out, weights["self_attn"] = self._attend(
-                self.self_attn, h, h, mask, is_causal, need_weights)
+            out, weights["self_attn"], present["self_attn"] = self._attend(
+                self.self_attn, h, h, mask, is_causal, need_weights,
+                None if past is None else past["self_attn"])
             return out
 
         x = self.sublayer(0, x, self_attention)
-        return self.sublayer(1, x, self.feed_forward), weights
+        return self.sublayer(1, x, self.feed_forward), weights, present
 
     @classmethod
     def from_torch(cls, m: nn.TransformerEncoderLayer) -> EncoderLayer:
@@ -203,26 +214,35 @@ class DecoderLayer(_Layer):
         """
         masks = self.check_inputs(x, memory, tgt_mask, memory_mask, is_causal=is_causal,
                                   need_weights=need_weights)
-        return _with_weights(*self._forward(x, memory, *masks, is_causal, need_weights),
-                             need_weights)
+        x, weights, _ = self._forward(x, memory, *masks, is_causal, need_weights)
+        return _with_weights(x, weights, need_weights)
 
-    def _forward(self, x, memory, tgt_mask, memory_mask, is_causal, need_weights):
-        """``forward`` on checked arguments → ``(output, weights dict)``."""
-        weights = {}
+    def _forward(self, x, memory, tgt_mask, memory_mask, is_causal,
+                 need_weights, past=None):
+        """``forward`` on checked arguments → ``(output, weights, present)``.
+
+        ``past``/``present``: key–value caches ``{"self_attn": (k, v),
+        "cross_attn": (k, v)}`` (Chapter 8, :mod:`attention_course.cache`):
+        the first grows by the new positions, the second holds the memory's
+        keys and values, projected once."""
+        weights, present = {}, {}
+        past = past or {}
 
         def self_attention(h):  # (B, T, D) -> (B, T, D), causal over the target
-            out, weights["self_attn"] = self._attend(
-                self.self_attn, h, h, tgt_mask, is_causal, need_weights)
+            out, weights["self_attn"], present["self_attn"] = self._attend(
+                self.self_attn, h, h, tgt_mask, is_causal, need_weights,
+                past.get("self_attn"))
             return out
 
         def cross_attention(h):  # queries h (B, T, D); keys, values: memory
-            out, weights["cross_attn"] = self._attend(
-                self.cross_attn, h, memory, memory_mask, False, need_weights)
+            out, weights["cross_attn"], present["cross_attn"] = self._attend(
+                self.cross_attn, h, memory, memory_mask, False, need_weights,
+                past.get("cross_attn"), static=True)
             return out  # (B, T, D)
 
         x = self.sublayer(0, x, self_attention)
         x = self.sublayer(1, x, cross_attention)
-        return self.sublayer(2, x, self.feed_forward), weights
+        return self.sublayer(2, x, self.feed_forward), weights, present
 
     @classmethod
     def from_torch(cls, m: nn.TransformerDecoderLayer) -> DecoderLayer:
@@ -254,14 +274,17 @@ class _Stack(nn.Module):
         self.layers = nn.ModuleList(copy.deepcopy(layer) for _ in range(num_layers))
         self.norm = norm  # a final LayerNorm (what pre-LN stacks need), or None
 
-    def _run(self, x, need_weights, *args):
+    def _run(self, x, need_weights, *args, past=None):
         """Every layer's ``_forward`` on checked arguments, then the final norm → ``(x,
-        [weights dict per layer])``."""
-        weights = []
-        for layer in self.layers:
-            x, w = layer._forward(x, *args, need_weights)
+        [weights dict per layer], [cache dict per layer])``; ``past``: the caches a previous
+        call returned (see :mod:`~attention_course.cache`), or ``None``."""
+        weights, present = [], []
+        for i, layer in enumerate(self.layers):
+            x, w, p = layer._forward(x, *args, need_weights,
+                                     None if past is None else past[i])
             weights.append(w)
-        return (x if self.norm is None else self.norm(x)), weights
+            present.append(p)
+        return (x if self.norm is None else self.norm(x)), weights, present
 
     @classmethod
     def _from_torch(cls, m, torch_type):
@@ -283,7 +306,7 @@ class Encoder(_Stack):
     def forward(self, x, mask=None, *, is_causal=False, need_weights=False):
         mask = self.layers[0].check_inputs(x, mask, is_causal=is_causal,
                                            need_weights=need_weights)
-        return _with_weights(*self._run(x, need_weights, mask, is_causal), need_weights)
+        return _with_weights(*self._run(x, need_weights, mask, is_causal)[:2], need_weights)
 
     @classmethod
     def from_torch(cls, m: nn.TransformerEncoder) -> Encoder:
@@ -302,7 +325,7 @@ class Decoder(_Stack):
                 need_weights=False):
         masks = self.layers[0].check_inputs(x, memory, tgt_mask, memory_mask,
                                             is_causal=is_causal, need_weights=need_weights)
-        return _with_weights(*self._run(x, need_weights, memory, *masks, is_causal),
+        return _with_weights(*self._run(x, need_weights, memory, *masks, is_causal)[:2],
                              need_weights)
 
     @classmethod

@@ -43,6 +43,9 @@ def test_the_layering_contracts_hold(tmp_path):
      "independent"),
     ("multihead.py", "import attention_course.efficient", "never import efficient"),
     ("kernels.py", "import attention_course.efficient", "never import efficient"),
+    ("cache.py", "import attention_course.models.gpt", "The core knows no model"),
+    ("models/gpt.py", "import attention_course.inference", "Models never import"),
+    ("inference.py", "import attention_course.train", "Generation drives models"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tmp_path, module, line, contract):
     tree = copy_tree(tmp_path)

@@ -1,14 +1,20 @@
 """MultiHeadAttention: float64 equivalence with torch.nn.MultiheadAttention (outputs, averaged and
-per-head weights, gradients), fast path = reference path, masks, and bad input."""
+per-head weights, gradients), fast path = reference path, masks, and bad input; grouped-query and
+multi-query attention against torch's ``enable_gqa=True`` and against multi-head attention with
+repeated key/value weights; the KV-cache size."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from attention_course.kernels import EXACT_KERNELS
 from attention_course.masks import causal_mask, padding_mask, to_torch_mask
 from attention_course.multihead import (
     MultiHeadAttention,
     check_head_mask,
+    expand_kv_heads,
+    kv_cache_bytes,
     merge_heads,
     split_heads,
 )
@@ -274,3 +280,210 @@ def test_empty_inputs_give_the_same_with_and_without_is_causal(B, L):
         assert causal.shape == plain.shape == (B, L, 8)
         assert torch.equal(causal, plain)
     assert w.shape == (B, 2, L, L)
+
+
+# ---------------------------------------------------------------- grouped-query attention (ch. 8)
+
+
+def make_gqa(D=12, H=6, Hkv=2, kdim=None, vdim=None, seed=0):
+    """A float64 GQA module with non-zero biases."""
+    torch.manual_seed(seed)
+    m = MultiHeadAttention(D, H, kdim=kdim, vdim=vdim, num_kv_heads=Hkv).double()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m.eval()
+
+
+def gqa_masks(B, H, Lq, Lk, masking):
+    """``(course mask or None, is_causal, torch's boolean attn_mask or None)``; torch's
+    ``is_causal`` is top-left aligned, so the bottom-right causal mask is given explicitly."""
+    given = torch.rand(B, H, Lq, Lk, generator=torch.Generator().manual_seed(7)) > 0.3
+    given[..., -1] = True  # every query keeps a key
+    course = given if masking in ("mask", "both") else None
+    is_causal = masking in ("causal", "both")
+    theirs = course
+    if is_causal:
+        causal = causal_mask(Lq, Lk)  # (Lq, Lk), bottom-right
+        theirs = causal if theirs is None else theirs & causal
+    return course, is_causal, theirs
+
+
+GQA_HEADS = [(6, 2), (6, 3), (4, 2), (4, 1), (6, 1)]  # (H, Hkv); Hkv = 1 is multi-query
+LENGTHS = [(5, 5), (3, 7), (6, 4)]  # (Lq, Lk): self, Lq < Lk, Lq > Lk
+
+
+@pytest.mark.parametrize("H, Hkv", GQA_HEADS)
+@pytest.mark.parametrize("Lq, Lk", LENGTHS)
+@pytest.mark.parametrize("masking", ["none", "causal", "mask", "both"])
+def test_gqa_attend_matches_torch_sdpa_enable_gqa(H, Hkv, Lq, Lk, masking):
+    B, D = 2, 2 * H
+    m = make_gqa(D, H, Hkv, kdim=5, vdim=3)
+    query, key, value = rand(B, Lq, D, seed=1), rand(B, Lk, 5, seed=2), rand(B, Lk, 3, seed=3)
+    q, k, v = m.project(query, key, value)
+    assert q.shape == (B, H, Lq, 2) and k.shape == v.shape == (B, Hkv, Lk, 2)  # small k, v
+    course, is_causal, attn_mask = gqa_masks(B, H, Lq, Lk, masking)
+    heads = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           enable_gqa=True)  # (B, H, Lq, Dh)
+    live = torch.isfinite(heads).all(-1).all(1)  # (B, Lq): torch gives NaN with no key
+    assert live.any()
+    expected = m.W_O(merge_heads(heads))  # (B, Lq, D)
+    for need_weights in (False, True):
+        out, w = m.attend(q, k, v, course, is_causal=is_causal, need_weights=need_weights)
+        assert_close(out[live], expected[live])
+        whole, _ = m(query, key, value, course, is_causal=is_causal, need_weights=need_weights)
+        assert_close(whole, out, atol=0)
+    assert w.shape == (B, H, Lq, Lk)  # one pattern per query head
+
+
+def repeated_mha(gqa):
+    """The multi-head module that GQA is: W_K, W_V rows of kv head j copied to query heads
+    j*r … (j+1)*r - 1; W_Q and W_O shared."""
+    H, Hkv, Dh = gqa.num_heads, gqa.num_kv_heads, gqa.head_dim
+    mha = MultiHeadAttention(gqa.d_model, H, kdim=gqa.kdim, vdim=gqa.vdim).double().eval()
+    with torch.no_grad():
+        for name in ("W_Q", "W_O"):
+            getattr(mha, name).load_state_dict(getattr(gqa, name).state_dict())
+        for name in ("W_K", "W_V"):
+            small, big = getattr(gqa, name), getattr(mha, name)
+            w = small.weight.view(Hkv, Dh, -1).repeat_interleave(H // Hkv, dim=0)  # (H, Dh, in)
+            big.weight.copy_(w.reshape(H * Dh, -1))
+            big.bias.copy_(small.bias.view(Hkv, Dh).repeat_interleave(H // Hkv, 0).flatten())
+    return mha
+
+
+@pytest.mark.parametrize("H, Hkv", GQA_HEADS)
+@pytest.mark.parametrize("masking", ["none", "causal", "both"])
+def test_gqa_equals_mha_with_key_value_weights_repeated_per_group(H, Hkv, masking):
+    B, D, Lq, Lk = 2, 2 * H, 4, 6
+    gqa = make_gqa(D, H, Hkv, kdim=5, vdim=3)
+    mha = repeated_mha(gqa)
+    assert sum(p.numel() for p in gqa.parameters()) < sum(p.numel() for p in mha.parameters())
+    query = rand(B, Lq, D, seed=1).requires_grad_()
+    key, value = rand(B, Lk, 5, seed=2).requires_grad_(), rand(B, Lk, 3, seed=3).requires_grad_()
+    course, is_causal, _ = gqa_masks(B, H, Lq, Lk, masking)
+    out, w = gqa(query, key, value, course, is_causal=is_causal, need_weights=True)
+    out_mha, w_mha = mha(query, key, value, course, is_causal=is_causal, need_weights=True)
+    assert_close(out, out_mha)
+    assert_close(w, w_mha)  # (B, H, Lq, Lk): the same pattern per query head
+    grads = torch.autograd.grad(out.sum(), (query, key, value))
+    grads_mha = torch.autograd.grad(out_mha.sum(), (query, key, value))
+    for mine, theirs in zip(grads, grads_mha, strict=True):
+        assert_close(mine, theirs)
+
+
+def test_gqa_head_layout_is_grouped_not_tiled():
+    """Query heads 0, 1 share kv head 0 (repeat_interleave); tiling (``repeat``: heads 0, 2
+    share) is a different model, and the tests above would see it."""
+    gqa = make_gqa(8, 4, 2)
+    x = rand(2, 5, 8, seed=1)
+    q, k, v = gqa.project(x, x, x)
+    expanded = expand_kv_heads(k, 4)  # (B, H, L, Dh)
+    for h in range(4):
+        assert torch.equal(expanded[:, h], k[:, h // 2])
+    tiled = gqa.W_O(merge_heads(F.scaled_dot_product_attention(q, k.repeat(1, 2, 1, 1),
+                                                               v.repeat(1, 2, 1, 1))))
+    out, _ = gqa(x, x, x)
+    assert (out - tiled).abs().max() > 1e-3
+    assert expand_kv_heads(k, 2) is k  # nothing to expand
+
+
+@pytest.mark.parametrize("H, Hkv", GQA_HEADS)
+def test_gqa_kernels_reference_and_fused_give_the_same_numbers(H, Hkv):
+    B, D, Lq, Lk = 2, 2 * H, 5, 7
+    x, memory = rand(B, Lq, D, seed=1), rand(B, Lk, D, seed=2)
+    pad = padding_mask(torch.tensor([Lk, 3]), Lk)[:, None, :]  # (B, 1, Lk)
+    outputs = {}
+    for name, kernel in EXACT_KERNELS.items():
+        m = make_gqa(D, H, Hkv)
+        m.attention_fn = kernel
+        for is_causal in (False, True):
+            outputs[name, is_causal] = m(x, memory, memory, pad, is_causal=is_causal)[0]
+    for is_causal in (False, True):
+        assert_close(outputs["reference", is_causal], outputs["torch_fused", is_causal])
+    assert not torch.allclose(outputs["reference", False], outputs["reference", True])
+
+
+def test_gqa_parameters_and_projection_shapes():
+    D, H, kdim, vdim = 12, 6, 5, 3
+    mha = MultiHeadAttention(D, H, kdim=kdim, vdim=vdim)
+    assert mha.num_kv_heads == H and mha.W_K.weight.shape == (D, kdim)
+    for Hkv in (3, 2, 1):
+        gqa = MultiHeadAttention(D, H, kdim=kdim, vdim=vdim, num_kv_heads=Hkv)
+        assert gqa.W_K.weight.shape == (Hkv * 2, kdim) and gqa.W_V.weight.shape == (Hkv * 2, vdim)
+        assert gqa.W_Q.weight.shape == gqa.W_O.weight.shape == (D, D)  # unchanged
+        fewer = (D - Hkv * 2) * (kdim + 1) + (D - Hkv * 2) * (vdim + 1)  # W_K, W_V with biases
+        count = sum(p.numel() for p in gqa.parameters())
+        assert sum(p.numel() for p in mha.parameters()) - count == fewer
+
+
+def test_from_torch_is_multi_head():
+    _, theirs = make_pair(D=8, H=2)
+    assert MultiHeadAttention.from_torch(theirs).num_kv_heads == 2
+
+
+GQA_ERRORS = [
+    pytest.param(lambda: MultiHeadAttention(8, 4, num_kv_heads=0), ValueError,
+                 ["num_kv_heads", ">= 1", "got 0"], id="zero"),
+    pytest.param(lambda: MultiHeadAttention(12, 4, num_kv_heads=3), ValueError,
+                 ["num_kv_heads=3", "must divide", "num_heads=4"], id="non-divisor"),
+    pytest.param(lambda: MultiHeadAttention(8, 4, num_kv_heads=8), ValueError,
+                 ["num_kv_heads=8", "must divide", "num_heads=4"], id="more-than-heads"),
+    pytest.param(lambda: MultiHeadAttention(8, 4, num_kv_heads=2.0), TypeError,
+                 ["num_kv_heads", "int", "float"], id="float"),
+    pytest.param(lambda: MultiHeadAttention(8, 4, num_kv_heads=True), TypeError,
+                 ["num_kv_heads", "int", "bool"], id="bool"),
+    pytest.param(lambda: MultiHeadAttention(8, 4, num_kv_heads="2"), TypeError,
+                 ["num_kv_heads", "int", "str"], id="str"),
+    # k, v with neither Hkv nor H heads
+    pytest.param(lambda: make_gqa(12, 6, 2).attend(rand(2, 6, 3, 2), rand(2, 3, 3, 2),
+                                                   rand(2, 3, 3, 2)), ValueError,
+                 ["k", "Hkv=2", "H=6", "(2, 3, 3, 2)"], id="attend-kv-heads"),
+    # was possible: a GQA query with kv heads for the queries' slots
+    pytest.param(lambda: make_gqa(12, 6, 2).attend(rand(2, 2, 3, 2), rand(2, 2, 3, 2),
+                                                   rand(2, 2, 3, 2)), ValueError,
+                 ["q", "H=6", "(2, 2, 3, 2)"], id="attend-q-with-kv-heads"),
+    pytest.param(lambda: make_gqa(12, 6, 2).attend(rand(2, 6, 3, 2), rand(2, 2, 3, 2),
+                                                   rand(2, 6, 3, 2)), ValueError,
+                 ["share their heads"], id="attend-k-v-heads-differ"),
+    pytest.param(lambda: expand_kv_heads(rand(2, 4, 3, 2), 6), ValueError,
+                 ["4 key/value heads", "num_heads=6"], id="expand-non-divisor"),
+    pytest.param(lambda: kv_cache_bytes(2, 0, 64, 10), ValueError, ["num_kv_heads", ">= 1"],
+                 id="cache-zero-heads"),
+    pytest.param(lambda: kv_cache_bytes(2, 4, 64, 10.5), TypeError, ["length", "float"],
+                 id="cache-float-length"),
+    pytest.param(lambda: kv_cache_bytes(2, 4, 64, 10, dtype="float16"), TypeError,
+                 ["dtype", "torch.dtype", "str"], id="cache-dtype-str"),
+]
+
+
+@pytest.mark.parametrize("call, error, words", GQA_ERRORS)
+def test_gqa_bad_arguments_are_named(call, error, words):
+    assert_raises_naming(call, error, words)
+
+
+def test_attend_accepts_already_expanded_keys_and_values():
+    m = make_gqa(12, 6, 2)
+    x = rand(2, 4, 12, seed=1)
+    q, k, v = m.project(x, x, x)
+    small, _ = m.attend(q, k, v, is_causal=True)
+    full, _ = m.attend(q, expand_kv_heads(k, 6), expand_kv_heads(v, 6), is_causal=True)
+    assert torch.equal(small, full)
+
+
+def test_kv_cache_bytes_counts_keys_and_values_of_every_layer():
+    # GPT-2 small (12 layers, 12 heads of 64) at 1024 tokens in float32: 72 MiB.
+    mha = kv_cache_bytes(12, 12, 64, 1024)
+    assert mha == 2 * 12 * 12 * 64 * 1024 * 4 == 72 * 2**20
+    gqa, mqa = kv_cache_bytes(12, 4, 64, 1024), kv_cache_bytes(12, 1, 64, 1024)
+    assert (mha // gqa, mha % gqa) == (3, 0) and (mha // mqa, mha % mqa) == (12, 0)
+    assert kv_cache_bytes(12, 4, 64, 1024, dtype=torch.float16) * 2 == gqa
+    assert kv_cache_bytes(12, 4, 64, 1024, batch_size=8) == 8 * gqa
+    assert kv_cache_bytes(12, 4, 64, 0) == 0
+    assert isinstance(mha, int)
+    # It is the size of what project returns for keys and values, summed over layers.
+    m = make_gqa(12, 6, 2)
+    x = rand(3, 7, 12)
+    _, k, v = m.project(x, x, x)
+    stored = 5 * (k.numel() * k.element_size() + v.numel() * v.element_size())
+    assert kv_cache_bytes(5, 2, 2, 7, batch_size=3, dtype=torch.float64) == stored

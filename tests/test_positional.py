@@ -158,7 +158,7 @@ BAD_X = [
     ("complex", torch.zeros(2, 3, 4, dtype=torch.complex64), TypeError, ["x", "complex64"]),
     ("2-D", torch.zeros(3, 4), ValueError, ["x", "3 dimensions", "(3, 4)"]),
     ("4-D", torch.zeros(1, 2, 3, 4), ValueError, ["x", "3 dimensions"]),
-    ("L > max_len", torch.zeros(2, 9, 4), ValueError, ["x", "L = 9", "max_len = 8"]),
+    ("L > max_len", torch.zeros(2, 9, 4), ValueError, ["x", "positions up to 8", "max_len = 8"]),
     ("D != d_model", torch.zeros(2, 3, 5), ValueError, ["x", "(2, 3, 5)", "d_model = 4"]),
     ("D = 1 would broadcast", torch.zeros(2, 3, 1), ValueError, ["x", "d_model = 4"]),
     ("list", [[[0.0] * 4] * 3], TypeError, ["x", "torch.Tensor", "list"]),
@@ -170,3 +170,17 @@ BAD_X = [
 @pytest.mark.parametrize("case, x, error, words", BAD_X, ids=[r[0] for r in BAD_X])
 def test_module_forward_rejects(module, case, x, error, words):
     _assert_raises(lambda: module(4, 8)(x), error, words)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_start_continues_the_positions_of_a_sequence_fed_in_pieces(module):
+    torch.manual_seed(0)
+    m = module(4, 8)
+    x = torch.randn(2, 7, 4)
+    whole = m(x)
+    pieces = torch.cat([m(x[:, :3]), m(x[:, 3:4], start=3), m(x[:, 4:], start=4)], dim=1)
+    assert torch.equal(pieces, whole)
+    assert not torch.equal(m(x[:, 3:4]), whole[:, 3:4])  # start matters
+    _assert_raises(lambda: m(x[:, :2], start=7), ValueError,
+                   ["start = 7", "positions up to 8", "max_len = 8"])
+    _assert_raises(lambda: m(x, start=-1), ValueError, ["start", ">= 0"])

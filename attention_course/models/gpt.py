@@ -13,7 +13,10 @@ The names follow Hugging Face's ``GPT2LMHeadModel`` (``wte``, ``wpe``, ``blocks[
 can copy one into the other; GPT-2's activation is ``activation="gelu_tanh"`` (its
 ``gelu_new``). The attention of a block is a :class:`~attention_course.multihead.
 MultiHeadAttention` (``is_causal=True``); its kernel is ``attention_fn`` (see
-:mod:`attention_course.kernels`).
+:mod:`attention_course.kernels`). ``config.num_kv_heads`` (``Hkv``) makes it grouped-query
+(``1 < Hkv < H``) or multi-query (``Hkv = 1``) attention: ``H`` query heads share ``Hkv``
+key/value heads, so each block's ``W_K`` and ``W_V`` have ``Hkv * Dh`` rows instead of ``D``
+and a KV cache is ``H / Hkv`` times smaller (see :mod:`attention_course.multihead`).
 
 **Attention weights on request.** ``forward(tokens, need_weights=True)`` returns, with the
 logits, one dict per block, bottom to top: ``{"self_attn": (B, H, T, T)}`` — the convention of
@@ -25,8 +28,10 @@ by ``head_mask[l, h]`` before the heads are concatenated and ``W_O`` mixes them 
 Face's ``head_mask`` does): ``0`` removes a head, ``1`` keeps it. The block applies it to the
 head's *values*: attention is linear in them, ``softmax(QK^T/\sqrt{d}) (m V) = m \cdot
 softmax(QK^T/\sqrt{d}) V``, so any kernel computes the masked heads, and the weights returned
-are the heads' patterns, unchanged by the mask. Non-binary factors scale a head, and gradients
-flow into ``head_mask`` (a head's importance, Michel et al., 2019).
+are the heads' patterns, unchanged by the mask. With grouped-query attention the values are
+first repeated per query head, so the mask still acts on one query head at a time. Non-binary
+factors scale a head, and gradients flow into ``head_mask`` (a head's importance, Michel et
+al., 2019).
 
 **Initialisation** (GPT-2's, as in Hugging Face and nanoGPT): every linear and embedding matrix
 from :math:`\mathcal{N}(0, \sigma^2)` with :math:`\sigma` = ``config.init_std`` (0.02, Hugging
@@ -34,10 +39,12 @@ Face's ``initializer_range``), biases zero, LayerNorms the identity; the project
 write into the residual stream (each block's ``attn.W_O`` and ``mlp.c_proj``) from
 :math:`\mathcal{N}(0, (\sigma/\sqrt{R})^2)`, with :math:`R` the number of residual branches:
 ``2 * num_layers`` (``num_layers`` when ``attention_only``). Each branch adds a random vector
-to the residual stream; this keeps the variance of their sum independent of depth.
+to the residual stream; this keeps the variance of their sum independent of depth. With
+grouped-query attention ``W_K`` and ``W_V`` just have fewer rows, initialised the same way.
 
 Shape legend: ``B`` batch, ``T`` sequence length (``<= max_len``), ``D`` = ``d_model``, ``H``
-heads, ``Dh = D / H``, ``N`` blocks, ``V`` vocabulary, ``F`` = ``dim_feedforward``.
+(query) heads, ``Hkv`` key/value heads, ``Dh = D / H``, ``N`` blocks, ``V`` vocabulary, ``F`` =
+``dim_feedforward``.
 """
 
 from __future__ import annotations
@@ -58,8 +65,9 @@ from attention_course._checks import (
     check_tensor,
     check_tokens,
 )
+from attention_course.cache import project_with_cache
 from attention_course.kernels import AttentionFn
-from attention_course.multihead import MultiHeadAttention
+from attention_course.multihead import MultiHeadAttention, expand_kv_heads
 
 __all__ = ["GPTConfig", "GPT", "Block", "MLP", "ACTIVATIONS", "INIT_STD"]
 
@@ -87,6 +95,9 @@ class GPTConfig:
     ``attention_only`` leaves out every MLP and its LayerNorm. ``tie_weights`` makes the LM
     head's matrix the token embedding's. ``init_std`` is the standard deviation of the initial
     weights (GPT-2's ``initializer_range``, 0.02; see the module docstring).
+    ``num_kv_heads`` is the number of key/value heads, a divisor of ``num_heads`` (``None``:
+    ``num_heads``, standard multi-head attention, stored as the number; ``1``: multi-query;
+    otherwise grouped-query attention).
     """
 
     vocab_size: int
@@ -102,6 +113,7 @@ class GPTConfig:
     attention_only: bool = False
     tie_weights: bool = True
     init_std: float = INIT_STD
+    num_kv_heads: int | None = None  # last, so positional arguments keep their meaning
 
     def __post_init__(self):
         for name in ("vocab_size", "max_len", "d_model", "num_heads", "num_layers"):
@@ -109,6 +121,13 @@ class GPTConfig:
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} must be divisible by "
                              f"num_heads={self.num_heads}")
+        if self.num_kv_heads is None:
+            object.__setattr__(self, "num_kv_heads", self.num_heads)
+        check_int("num_kv_heads", self.num_kv_heads, minimum=1)
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_kv_heads={self.num_kv_heads} must divide "
+                             f"num_heads={self.num_heads} (1 = multi-query, num_heads = "
+                             f"multi-head attention)")
         if self.dim_feedforward is None:
             object.__setattr__(self, "dim_feedforward", 4 * self.d_model)
         check_int("dim_feedforward", self.dim_feedforward, minimum=1)
@@ -149,33 +168,42 @@ class Block(nn.Module):
         c = config
         self.ln_1 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps, bias=c.bias)
         self.attn = MultiHeadAttention(c.d_model, c.num_heads, bias=c.bias, dropout=c.dropout,
-                                       attention_fn=attention_fn)
+                                       attention_fn=attention_fn, num_kv_heads=c.num_kv_heads)
         if not c.attention_only:
             self.ln_2 = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps, bias=c.bias)
             self.mlp = MLP(c)
         self.dropout = nn.Dropout(c.dropout)  # on each residual branch
 
     def self_attention(self, h: torch.Tensor, head_mask: torch.Tensor | None = None,
-                       need_weights: bool = False):
+                       need_weights: bool = False, past=None, mask=None):
         """Causal self-attention of the normalised stream ``h`` ``(B, T, D)`` on checked
-        arguments → ``(output (B, T, D), weights (B, H, T, T) or None)``.
+        arguments → ``(output (B, T, D), weights (B, H, T, P + T) or None, present)``.
 
         ``head_mask`` ``(H,)`` scales each head's values, hence its output (see the module
-        docstring). :meth:`MultiHeadAttention.project` and ``attend`` are called separately so
-        a caller can work between them (Chapter 8's KV cache)."""
-        q, k, v = self.attn.project(h, h, h, checked=True)  # (B, H, T, Dh) each
-        if head_mask is not None:
-            v = v * head_mask[:, None, None]  # (B, H, T, Dh): head i's values times m_i
-        return self.attn.attend(q, k, v, None, is_causal=True, need_weights=need_weights,
-                                checked=True)
+        docstring). ``past``/``present``: the block's key–value cache ``(k, v)``, each
+        ``(B, Hkv, P, Dh)`` (Chapter 8, :func:`~attention_course.cache.project_with_cache`):
+        the new keys and values are appended between ``project`` and ``attend``, and the
+        bottom-right causal mask lets the ``T`` new queries see all ``P + T`` keys up to their
+        own. ``mask`` ``(B, 1, 1, P + T)``: keys that may be attended (padding excluded)."""
+        q, k, v, present = project_with_cache(self.attn, h, h, h, past,
+                                              checked=True)  # (B, H|Hkv, ·, Dh)
+        if head_mask is not None:  # one factor per query head: give each its own values
+            H = self.attn.num_heads
+            k, v = expand_kv_heads(k, H), expand_kv_heads(v, H)  # (B, H, P + T, Dh)
+            v = v * head_mask[:, None, None]  # (B, H, P + T, Dh): head i's values times m_i
+        out, weights = self.attn.attend(q, k, v, mask, is_causal=True,
+                                        need_weights=need_weights, checked=True)
+        return out, weights, present
 
-    def _forward(self, x, head_mask, need_weights):
-        """``x`` ``(B, T, D)`` on checked arguments → ``(x (B, T, D), {"self_attn": weights})``."""
-        out, weights = self.self_attention(self.ln_1(x), head_mask, need_weights)
+    def _forward(self, x, head_mask, need_weights, past=None, mask=None):
+        """``x`` ``(B, T, D)`` on checked arguments → ``(x (B, T, D), {"self_attn": weights},
+        present)`` (see :meth:`self_attention` for ``past``, ``present`` and ``mask``)."""
+        out, weights, present = self.self_attention(self.ln_1(x), head_mask, need_weights,
+                                                    past, mask)
         x = x + self.dropout(out)  # (B, T, D)
         if hasattr(self, "mlp"):
             x = x + self.dropout(self.mlp(self.ln_2(x)))  # (B, T, D)
-        return x, {"self_attn": weights}
+        return x, {"self_attn": weights}, present
 
 
 class GPT(nn.Module):
@@ -254,19 +282,32 @@ class GPT(nn.Module):
 
     # --- forward -----------------------------------------------------------------------------
 
-    def _embed(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """``wte[tokens] + wpe[start … start + T - 1]`` (then dropout) → ``(B, T, D)``."""
-        positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)  # (T,)
+    def _embed(self, tokens: torch.Tensor, start: int = 0,
+               positions: torch.Tensor | None = None) -> torch.Tensor:
+        """``wte[tokens] + wpe[positions]`` (then dropout) → ``(B, T, D)``; ``positions``
+        ``(B, T)``, or ``start … start + T - 1`` for every row."""
+        if positions is None:
+            positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)
         return self.dropout(self.wte(tokens) + self.wpe(positions))  # (B, T, D)
 
-    def _forward(self, tokens, need_weights=False, head_mask=None):
-        """``forward`` on checked arguments → ``(logits, [weights dict per block])``."""
-        x = self._embed(tokens)  # (B, T, D)
-        weights = []
+    def _forward(self, tokens, need_weights=False, head_mask=None, past=None,
+                 attention_mask=None):
+        """``forward`` on checked arguments → ``(logits, [weights dict per block], [cache per
+        block])``; see :meth:`forward_with_cache` for ``past`` and ``attention_mask``."""
+        P = 0 if past is None else past[0][0].shape[2]  # cached positions
+        if attention_mask is None:
+            x, mask = self._embed(tokens, P), None  # (B, T, D)
+        else:  # positions count real tokens only; padding is never a key
+            positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)  # (B, P + T)
+            x = self._embed(tokens, positions=positions[:, P:])  # (B, T, D)
+            mask = attention_mask[:, None, None, :]  # (B, 1, 1, P + T)
+        weights, present = [], []
         for n, block in enumerate(self.blocks):
-            x, w = block._forward(x, None if head_mask is None else head_mask[n], need_weights)
+            x, w, p = block._forward(x, None if head_mask is None else head_mask[n],
+                                     need_weights, None if past is None else past[n], mask)
             weights.append(w)
-        return self.lm_head(self.ln_f(x)), weights  # (B, T, V)
+            present.append(p)
+        return self.lm_head(self.ln_f(x)), weights, present  # (B, T, V)
 
     def forward(self, tokens: torch.Tensor, *, need_weights: bool = False,
                 head_mask: torch.Tensor | None = None):
@@ -278,5 +319,64 @@ class GPT(nn.Module):
         each head's output before ``W_O`` (``0`` ablates it).
         """
         head_mask = self.check_inputs(tokens, need_weights=need_weights, head_mask=head_mask)
-        logits, weights = self._forward(tokens, need_weights, head_mask)
+        logits, weights, _ = self._forward(tokens, need_weights, head_mask)
         return logits, (weights if need_weights else None)
+
+    def forward_with_cache(self, tokens: torch.Tensor, past=None, *,
+                           attention_mask: torch.Tensor | None = None):
+        """The next tokens with a key–value cache → ``(logits (B, T, V),
+        present)``.
+
+        ``tokens`` ``(B, T)`` follow the ``P`` positions in ``past``: the list
+        of per-block ``(k, v)`` ``(B, Hkv, P, Dh)`` a previous call returned
+        (``None``: ``P = 0``); ``present`` has ``P + T`` positions. A sequence
+        fed in pieces gets the logits :meth:`forward` gives for the whole.
+        ``attention_mask`` ``(B, P + T)`` bool: real tokens ``True`` after left
+        padding ``False`` (prompts of different lengths in one batch).
+        """
+        self.check_inputs(tokens)
+        P = self.check_past(past, tokens.shape[0])
+        T = tokens.shape[1]
+        if P + T > self.config.max_len:
+            raise ValueError(f"past holds {P} positions and tokens adds {T}: "
+                             f"more than max_len = {self.config.max_len}")
+        if attention_mask is not None:
+            self.check_attention_mask(attention_mask, (tokens.shape[0], P + T))
+        logits, _, present = self._forward(tokens, past=past,
+                                           attention_mask=attention_mask)
+        return logits, present
+
+    def check_past(self, past, batch_size: int) -> int:
+        """Check a cache for :meth:`forward_with_cache`; return its length ``P``."""
+        if past is None:
+            return 0
+        N, Hkv, Dh = self.config.num_layers, self.config.num_kv_heads, self.config.head_dim
+        if not isinstance(past, (list, tuple)) or not all(
+                isinstance(p, tuple) and len(p) == 2 for p in past):
+            raise TypeError(f"past must be the list of {N} per-block (keys, values) a previous "
+                            f"call returned, or None; got {type(past).__name__}")
+        if len(past) != N:
+            raise ValueError(f"past has {len(past)} entries; the model has {N} blocks")
+        P = past[0][0].shape[2] if past[0][0].dim() == 4 else -1
+        for n, (k, v) in enumerate(past):
+            for name, x in (("keys", k), ("values", v)):
+                check_tensor(f"past[{n}] {name}", x, ndim=4, floating=True)
+                if tuple(x.shape) != (batch_size, Hkv, P, Dh):
+                    raise ValueError(f"past[{n}] {name} has shape {tuple(x.shape)}; expected "
+                                     f"(B={batch_size}, Hkv={Hkv}, P={P}, Dh={Dh})")
+        return P
+
+    @staticmethod
+    def check_attention_mask(attention_mask, shape) -> None:
+        """Check a left-padding mask: bool, of ``shape`` ``(B, L)``, every row ``False …
+        False True … True`` with at least one ``True``."""
+        check_tensor("attention_mask", attention_mask, ndim=2, dtype=torch.bool)
+        if tuple(attention_mask.shape) != tuple(shape):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}; "
+                             f"expected {tuple(shape)} (batch, past + new positions)")
+        if (attention_mask[:, 1:] < attention_mask[:, :-1]).any():
+            raise ValueError("attention_mask must pad on the left: False … False True … True "
+                             "in every row")
+        if not attention_mask[:, -1].all():
+            raise ValueError("attention_mask must mark at least one real token (True) in "
+                             "every row")

@@ -135,8 +135,10 @@ class TransformerSeq2Seq(nn.Module):
         if c.tie_weights:  # one (V, D) matrix: embedding in, generator out
             self.generator.weight = self.tgt_embedding.weight
 
-    def _embed(self, embedding, tokens):
-        return self.positional(embedding(tokens) * math.sqrt(self.config.d_model))  # (B, L, D)
+    def _embed(self, embedding, tokens, start=0):
+        """Scaled embedding plus the encoding of positions ``start …`` → ``(B, L, D)``."""
+        x = embedding(tokens) * math.sqrt(self.config.d_model)  # (B, L, D)
+        return self.positional(x, start=start)
 
     def _check_tokens(self, name, tokens, vocab_size):
         check_tensor(name, tokens, ndim=2, integer=True)
@@ -164,13 +166,17 @@ class TransformerSeq2Seq(nn.Module):
     def _encode(self, src, src_lengths, need_weights=False):
         key_mask = key_padding_mask(src_lengths, src.shape[1])[:, None]  # (B, 1, 1, S)
         h = self._embed(self.src_embedding, src)  # (B, S, D)
-        memory, weights = self.encoder._run(h, need_weights, key_mask, False)
+        memory, weights, _ = self.encoder._run(h, need_weights, key_mask, False)
         return memory, key_mask, (weights if need_weights else None)
 
-    def _decode(self, tgt_in, memory, key_mask, need_weights=False):
-        h = self._embed(self.tgt_embedding, tgt_in)  # (B, T, D)
-        h, weights = self.decoder._run(h, need_weights, memory, None, key_mask, True)
-        return self.generator(h), (weights if need_weights else None)  # (B, T, V)
+    def _decode(self, tgt_in, memory, key_mask, need_weights=False, past=None):
+        """→ ``(logits (B, T, V), weights or None, present)``; ``past``/``present``: the
+        decoder's key–value caches, one dict per layer (see :meth:`decode_step`)."""
+        start = 0 if past is None else past[0]["self_attn"][0].shape[2]  # cached positions
+        h = self._embed(self.tgt_embedding, tgt_in, start)  # (B, T, D)
+        h, weights, present = self.decoder._run(h, need_weights, memory, None, key_mask, True,
+                                                past=past)
+        return self.generator(h), (weights if need_weights else None), present
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor):
         """``src`` ``(B, S)``, ``src_lengths`` ``(B,)`` → memory ``(B, S, D)`` and the key mask
@@ -183,6 +189,37 @@ class TransformerSeq2Seq(nn.Module):
 
         ``memory`` ``(B, S, D)`` and ``key_mask`` ``(B, 1, 1, S)`` (or ``(B, 1, S)``; ``None``:
         no source padding) as :meth:`encode` returns them."""
+        key_mask = self._check_decode(tgt_in, memory, key_mask)
+        return self._decode(tgt_in, memory, key_mask)[0]
+
+    def decode_step(self, tgt_new: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor,
+                    past=None):
+        """Decode the next target tokens with a key–value cache → ``(logits (B, T, V),
+        present)``.
+
+        ``tgt_new`` ``(B, T)`` are the tokens after the ``P`` already decoded (at positions
+        ``P … P + T - 1``); ``past`` is what the previous call returned (``None`` at the
+        start: ``P = 0``). ``present`` holds, per decoder layer, ``{"self_attn": (k, v),
+        "cross_attn": (k, v)}``: the self-attention's keys and values of all ``P + T``
+        positions ``(B, H, P + T, Dh)``, and the memory's, projected once ``(B, H, S, Dh)``.
+        Feeding a sequence in pieces gives the logits :meth:`decode` gives for the whole.
+        """
+        key_mask = self._check_decode(tgt_new, memory, key_mask)
+        if past is not None:
+            if not isinstance(past, list) or len(past) != self.config.num_decoder_layers:
+                raise TypeError(f"past must be the list of {self.config.num_decoder_layers} "
+                                f"per-layer caches a previous decode_step returned, or None; "
+                                f"got {type(past).__name__}")
+            done = past[0]["self_attn"][0].shape[2]
+            if done + tgt_new.shape[1] > self.config.max_len:
+                raise ValueError(f"past holds {done} positions and tgt_new adds "
+                                 f"{tgt_new.shape[1]}: more than max_len = "
+                                 f"{self.config.max_len}")
+        logits, _, present = self._decode(tgt_new, memory, key_mask, past=past)
+        return logits, present
+
+    def _check_decode(self, tgt_in, memory, key_mask):
+        """:meth:`decode`'s checks; returns ``key_mask`` as ``(B|1, H|1, T|1, S)``."""
         check_tensor("memory", memory, ndim=3, floating=True)
         if memory.shape[2] != self.config.d_model:
             raise ValueError(f"memory must have shape (B, S, D) with D = d_model = "
@@ -198,7 +235,7 @@ class TransformerSeq2Seq(nn.Module):
             B, S = memory.shape[:2]
             key_mask = check_head_mask("key_mask", key_mask, B, self.config.num_heads,
                                        tgt_in.shape[1], S, device=memory.device)
-        return self._decode(tgt_in, memory, key_mask)[0]
+        return key_mask
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor, *,
                 need_weights: bool = False):
@@ -208,23 +245,33 @@ class TransformerSeq2Seq(nn.Module):
         self._check_target(tgt_in, src.shape[0])
         check_bool("need_weights", need_weights)
         memory, key_mask, enc_weights = self._encode(src, src_lengths, need_weights)
-        logits, dec_weights = self._decode(tgt_in, memory, key_mask, need_weights)
+        logits, dec_weights, _ = self._decode(tgt_in, memory, key_mask, need_weights)
         weights = {"encoder": enc_weights, "decoder": dec_weights} if need_weights else None
         return logits, weights
 
     @torch.no_grad()
-    def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int):
+    def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int, *,
+                      use_cache: bool = True):
         """Generate ``max_len`` tokens from ``bos_id``, feeding back the argmax → tokens
         ``(B, max_len)`` and ``None`` (call ``forward`` with ``need_weights=True`` on the
-        result to inspect the weights)."""
+        result to inspect the weights).
+
+        ``use_cache=True`` decodes one new token per step with a key–value cache
+        (:meth:`decode_step`); ``False`` re-decodes the whole prefix at every step. Both give
+        the same tokens."""
         self._check_source(src, src_lengths)
         check_int("max_len", max_len, minimum=1)
+        check_bool("use_cache", use_cache)
         if max_len > self.config.max_len:
             raise ValueError(f"max_len={max_len} exceeds the model's max_len "
                              f"{self.config.max_len}")
         memory, key_mask, _ = self._encode(src, src_lengths)
         tokens = torch.full((src.shape[0], 1), self.config.bos_id, device=src.device)  # (B, 1)
+        past = None
         for _ in range(max_len):
-            logits, _ = self._decode(tokens, memory, key_mask)  # (B, t, V)
+            if use_cache:  # only the newest token, with the cache of the earlier ones
+                logits, _, past = self._decode(tokens[:, -1:], memory, key_mask, past=past)
+            else:  # the whole prefix again
+                logits, _, _ = self._decode(tokens, memory, key_mask)  # (B, t, V)
             tokens = torch.cat([tokens, logits[:, -1:].argmax(-1)], dim=1)
         return tokens[:, 1:], None

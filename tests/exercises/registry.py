@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from attention_course.exercises._framework import Checker
 
-CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07")
+CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08")
 
 
 def stub(*args, **kwargs):

@@ -8,12 +8,12 @@ import itertools
 import pytest
 import torch
 
-from attention_course.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07
+from attention_course.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08
 from attention_course.exercises._framework import wrap
 from tests.exercises.conftest import MAX_LINE
 from tests.exercises.registry import exercises, stub
 
-MODULES = (ch01, ch02, ch03, ch04, ch05, ch06, ch07)
+MODULES = (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08)
 
 
 def test_every_checker_is_registered():
@@ -180,10 +180,10 @@ if torch.cuda.is_available():  # a tensor on another device (only where one exis
     GARBAGE["other device"] = _each(lambda t: t.to("cuda"))
 
 # Not garbage there: path_length accepts whole numbers in any float dtype; a count may be any
-# integer (a Python int, or a one-element integer tensor).
+# integer (a Python int, or a one-element integer tensor); a plan of layer indices may be a list.
 ACCEPTED = {("path_length", "float16"), ("parameter_count", "list"),
             ("parameter_count", "wrong shape"), ("attention_flops", "list"),
-            ("attention_flops", "wrong shape")}
+            ("attention_flops", "wrong shape"), ("checkpoint_plan", "list")}
 
 
 @pytest.mark.parametrize("kind", GARBAGE)

@@ -1,6 +1,6 @@
 """The decoder-only language model: shapes, causality, weights and head masks against a hand-run,
 tied weights, attention-only mode, GPT-2's initialisation, training, determinism, and argument
-checks in the caller's words."""
+checks in the caller's words; grouped-query and multi-query attention (``num_kv_heads``)."""
 
 import math
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from attention_course.analysis import stack_weights
 from attention_course.kernels import reference_attention
 from attention_course.models.gpt import GPT, GPTConfig
-from attention_course.multihead import merge_heads, split_heads
+from attention_course.multihead import kv_cache_bytes, merge_heads, split_heads
 from attention_course.train import train
 
 F64 = torch.float64
@@ -36,10 +36,12 @@ def hand_run(model, x, ablate=()):
     h = model.wte.weight[x] + model.wpe.weight[:L]  # (B, L, D)
     causal = torch.ones(L, L, dtype=torch.bool).tril()
     all_weights = []
+    group = c.num_heads // c.num_kv_heads  # query heads per key/value head
     for n, block in enumerate(model.blocks):
         a = block.ln_1(h)
-        q, k, v = (split_heads(W(a), c.num_heads) for W in
-                   (block.attn.W_Q, block.attn.W_K, block.attn.W_V))  # (B, H, L, Dh)
+        q = split_heads(block.attn.W_Q(a), c.num_heads)  # (B, H, L, Dh)
+        k, v = (split_heads(W(a), c.num_kv_heads).repeat_interleave(group, dim=1)
+                for W in (block.attn.W_K, block.attn.W_V))  # (B, H, L, Dh): head h uses h // group
         scores = q @ k.transpose(-2, -1) / math.sqrt(c.head_dim)  # (B, H, L, L)
         weights = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
         concat = merge_heads(weights @ v)  # (B, L, D): head i in features i*Dh ... (i+1)*Dh - 1
@@ -78,9 +80,10 @@ def test_changing_a_future_token_changes_no_earlier_logit():
         assert not torch.allclose(before[:, t], after[:, t])  # the token itself matters
 
 
+@pytest.mark.parametrize("num_kv_heads", [None, 2, 1])
 @pytest.mark.parametrize("attention_only", [False, True])
-def test_forward_and_weights_equal_a_hand_run(attention_only):
-    model = small_model(attention_only=attention_only)
+def test_forward_and_weights_equal_a_hand_run(attention_only, num_kv_heads):
+    model = small_model(attention_only=attention_only, num_kv_heads=num_kv_heads)
     x = tokens()
     logits, weights = model(x, need_weights=True)
     expected_logits, expected_weights = hand_run(model, x)
@@ -138,8 +141,9 @@ def test_gpt2_initialisation():
                                                                           rel=0.03)
 
 
-def test_head_mask_of_ones_is_no_mask_and_a_zero_removes_the_head():
-    model = small_model()
+@pytest.mark.parametrize("num_kv_heads", [None, 2, 1])
+def test_head_mask_of_ones_is_no_mask_and_a_zero_removes_the_head(num_kv_heads):
+    model = small_model(num_kv_heads=num_kv_heads)
     x = tokens()
     logits, weights = model(x, need_weights=True)
     ones, _ = model(x, head_mask=torch.ones(2, 4, dtype=F64))
@@ -209,6 +213,11 @@ def test_a_tiny_model_learns_a_copy_task_and_training_is_deterministic():
         ({"attention_only": "yes"}, TypeError, "attention_only"),
         ({"tie_weights": None}, TypeError, "tie_weights"),
         ({"init_std": -0.1}, ValueError, "init_std"),
+        ({"num_kv_heads": 0}, ValueError, "num_kv_heads must be >= 1, got 0"),
+        ({"num_kv_heads": 3}, ValueError, "num_kv_heads=3 must divide num_heads=4"),
+        ({"num_kv_heads": 8}, ValueError, "num_kv_heads=8 must divide num_heads=4"),
+        ({"num_kv_heads": 2.0}, TypeError, "num_kv_heads must be an int, got float"),
+        ({"num_kv_heads": True}, TypeError, "num_kv_heads must be an int, got bool"),
     ],
 )
 def test_config_is_validated(kwargs, error, words):
@@ -251,3 +260,78 @@ def test_bad_inputs_are_named(call, error, words):
         call(model)
     for word in words:
         assert word in str(info.value), f"{word!r} not in {info.value}"
+
+
+# ---------------------------------------------------------------- grouped-query attention (ch. 8)
+
+
+def test_num_kv_heads_is_stored_as_the_number_and_reaches_every_block():
+    assert GPTConfig(10).num_kv_heads == 4  # None -> num_heads: multi-head attention
+    assert GPTConfig(10, num_kv_heads=2).num_kv_heads == 2
+    model = small_model(num_kv_heads=1)
+    for block in model.blocks:
+        assert block.attn.num_kv_heads == 1 and block.attn.num_heads == 4
+        assert block.attn.W_K.weight.shape == block.attn.W_V.weight.shape == (4, 16)  # (Dh, D)
+
+
+@pytest.mark.parametrize("num_kv_heads", [2, 1])
+def test_gqa_model_has_fewer_parameters_by_the_key_value_rows(num_kv_heads):
+    full, grouped = small_model(), small_model(num_kv_heads=num_kv_heads)
+    D, Dh, N = 16, 4, 2
+    rows_gone = D - num_kv_heads * Dh  # per projection: H*Dh - Hkv*Dh rows
+    per_block = 2 * rows_gone * (D + 1)  # W_K and W_V, weight and bias
+    difference = (sum(p.numel() for p in full.parameters())
+                  - sum(p.numel() for p in grouped.parameters()))
+    assert difference == N * per_block
+    no_bias = small_model(num_kv_heads=num_kv_heads, bias=False)
+    difference = (sum(p.numel() for p in small_model(bias=False).parameters())
+                  - sum(p.numel() for p in no_bias.parameters()))
+    assert difference == N * 2 * rows_gone * D
+
+
+def test_gqa_initialisation_is_gpt2s():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(50, d_model=256, num_heads=8, num_layers=8, num_kv_heads=2))
+    attn = model.blocks[0].attn
+    for linear in (attn.W_K, attn.W_V):
+        assert linear.weight.shape == (64, 256)  # Hkv * Dh = 2 * 32 rows
+        assert linear.weight.std().item() == pytest.approx(0.02, rel=0.03)
+        assert torch.equal(linear.bias, torch.zeros(64))
+    assert attn.W_O.weight.std().item() == pytest.approx(0.02 / math.sqrt(16), rel=0.03)
+
+
+@pytest.mark.parametrize("num_kv_heads", [2, 1])
+def test_gqa_model_trains_and_is_causal(num_kv_heads):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(V, max_len=12, d_model=32, num_heads=4, num_layers=1,
+                          num_kv_heads=num_kv_heads))
+    x = copy_period_3(torch.Generator().manual_seed(0))
+    loss = lm_loss(model, x)
+    loss.backward()
+    W_K = model.blocks[0].attn.W_K
+    assert W_K.weight.grad.shape == (8 * num_kv_heads, 32) and W_K.weight.grad.abs().sum() > 0
+    losses = train(model, lm_loss, copy_period_3, steps=40, lr=3e-3, seed=0,
+                   progress=False).losses
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
+    model.eval()
+    changed = x.clone()
+    changed[:, 6] = (changed[:, 6] + 1) % V
+    assert torch.equal(model(x)[0][:, :6], model(changed)[0][:, :6])
+
+
+def test_gqa_kernels_agree_and_the_cache_size_matches_the_projections():
+    model = small_model(num_kv_heads=2)
+    x = tokens()
+    fused, _ = model(x)
+    reference = small_model(attention_fn=reference_attention, num_kv_heads=2)
+    torch.testing.assert_close(reference(x)[0], fused, rtol=0, atol=1e-12)
+    c = model.config
+    stored = 0
+    for block in model.blocks:  # what a KV cache holds: each block's projected keys and values
+        _, k, v = block.attn.project(*(3 * (block.ln_1(model._embed(x)),)))
+        assert k.shape == (3, 2, T, c.head_dim)
+        stored += k.numel() * k.element_size() + v.numel() * v.element_size()
+    assert kv_cache_bytes(c.num_layers, c.num_kv_heads, c.head_dim, T, batch_size=3,
+                          dtype=F64) == stored
+    assert kv_cache_bytes(c.num_layers, c.num_heads, c.head_dim, T, batch_size=3,
+                          dtype=F64) == 2 * stored  # multi-head: twice as big
