@@ -14,6 +14,7 @@ than ``AssertionError`` escape, whatever your function returns.
 from __future__ import annotations
 
 import copy
+import numbers
 import re
 import textwrap
 import warnings
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 __all__ = ["Case", "Checker", "Mistake", "Reject", "float32_as_float64", "randn", "run_checks",
-           "wrap"]
+           "whole_number", "wrap"]
 
 WIDTH = 80  # messages are shown in the book: wrap them to this many columns
 
@@ -92,6 +93,46 @@ def float32_as_float64(result, inputs):
     if isinstance(result, torch.Tensor) and result.dtype == torch.float32:
         return result.double()
     return result
+
+
+def whole_number(noun: str) -> Callable:
+    """A ``normalise`` hook for answers that are counts (parameters, FLOPs): an integer —
+    Python, NumPy, or a one-element integer tensor — becomes a 0-d int64 tensor; anything else
+    is :class:`Reject`-ed with what it was and a tip. ``noun``: what is counted, e.g.
+    ``"parameters"``."""
+
+    def normalise(result, inputs) -> torch.Tensor:
+        if isinstance(result, torch.Tensor):
+            if (result.numel() == 1 and not result.is_floating_point()
+                    and not result.is_complex() and result.dtype != torch.bool
+                    and result.layout == torch.strided and not result.is_meta):
+                return torch.tensor(int(result.item()))
+        elif isinstance(result, numbers.Integral) and not isinstance(result, bool):
+            return torch.tensor(int(result))
+        raise Reject(_not_a_whole_number(result, noun))
+
+    return normalise
+
+
+def _not_a_whole_number(result, noun: str) -> str:
+    if isinstance(result, torch.Tensor):
+        got = f"a tensor of shape {tuple(result.shape)} and dtype {result.dtype}"
+        if result.layout != torch.strided or result.is_meta:
+            got += f" ({'meta' if result.is_meta else result.layout})"
+    else:
+        try:
+            got = f"{type(result).__name__} {result!r}"[:60]
+        except Exception:
+            got = f"an object of type {type(result).__name__}"
+    if isinstance(result, float) or (isinstance(result, torch.Tensor)
+                                     and result.is_floating_point()):
+        tip = (f"A number of {noun} is a whole number: return an int. In Python `/` always "
+               f"gives a float; use `//` for the head size, or wrap the total in int(...).")
+    elif result is None:
+        tip = "Did you forget `return`?"
+    else:
+        tip = f"Return the number of {noun} as a Python int."
+    return f"it returned {got}; expected an int.\n{tip}"
 
 
 # --- outcomes of one call ---------------------------------------------------------------------

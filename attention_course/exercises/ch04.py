@@ -13,12 +13,16 @@ Each checker returns None.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
 from attention_course import multihead
-from attention_course.exercises._framework import Case, Checker, Mistake, Reject, randn
+from attention_course.exercises._framework import (
+    Case,
+    Checker,
+    Mistake,
+    randn,
+    whole_number,
+)
 
 __all__ = ["check_split_heads", "check_merge_heads", "check_parameter_count"]
 
@@ -446,43 +450,9 @@ _COUNT_MISTAKES = (
 )
 
 
-def _as_count(result, inputs) -> torch.Tensor:
-    """``result`` as a 0-d int64 tensor if it is an integer (Python, NumPy, or a one-element
-    integer tensor); otherwise :class:`Reject` it, saying why."""
-    if isinstance(result, torch.Tensor):
-        if result.numel() == 1 and not result.is_floating_point() and not result.is_complex() \
-                and result.dtype != torch.bool and result.layout == torch.strided \
-                and not result.is_meta:
-            return torch.tensor(int(result.item()))
-    elif isinstance(result, numbers.Integral) and not isinstance(result, bool):
-        return torch.tensor(int(result))
-    raise Reject(_not_an_int(result))
-
-
-def _not_an_int(result) -> str:
-    if isinstance(result, torch.Tensor):
-        got = f"a tensor of shape {tuple(result.shape)} and dtype {result.dtype}"
-        if result.layout != torch.strided or result.is_meta:
-            got += f" ({'meta' if result.is_meta else result.layout})"
-    else:
-        try:
-            got = f"{type(result).__name__} {result!r}"[:60]
-        except Exception:
-            got = f"an object of type {type(result).__name__}"
-    if isinstance(result, float) or (isinstance(result, torch.Tensor)
-                                     and result.is_floating_point()):
-        tip = ("A number of parameters is a whole number: return an int. In Python `/` always "
-               "gives a float; use `//` for the head size, or wrap the total in int(...).")
-    elif result is None:
-        tip = "Did you forget `return`?"
-    else:
-        tip = "Return the number of parameters as a Python int."
-    return f"it returned {got}; expected an int.\n{tip}"
-
-
 _COUNT = Checker(
     "parameter_count", _count_cases, _count_reference, _COUNT_MISTAKES,
-    outputs=("count",), shapes=("()",), normalise=_as_count,
+    outputs=("count",), shapes=("()",), normalise=whole_number("parameters"),
     error_hint="Hint: count the weights and biases of the four projections W_Q, W_K, W_V "
                "and W_O.",
 )

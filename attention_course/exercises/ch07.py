@@ -20,13 +20,17 @@ name it. Each checker returns None.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 
 from attention_course import bench, efficient, multihead
-from attention_course.exercises._framework import Case, Checker, Mistake, Reject, randn
+from attention_course.exercises._framework import (
+    Case,
+    Checker,
+    Mistake,
+    randn,
+    whole_number,
+)
 
 __all__ = ["check_online_softmax_update", "check_causal_linear_attention",
            "check_attention_flops"]
@@ -560,43 +564,9 @@ _FLOPS_MISTAKES = (
 )
 
 
-def _as_flops(result, inputs) -> torch.Tensor:
-    """``result`` as a 0-d int64 tensor if it is an integer (Python, NumPy, or a one-element
-    integer tensor); otherwise :class:`Reject` it, saying why."""
-    if isinstance(result, torch.Tensor):
-        if (result.numel() == 1 and not result.is_floating_point() and not result.is_complex()
-                and result.dtype != torch.bool and result.layout == torch.strided
-                and not result.is_meta):
-            return torch.tensor(int(result.item()))
-    elif isinstance(result, numbers.Integral) and not isinstance(result, bool):
-        return torch.tensor(int(result))
-    raise Reject(_not_an_int(result))
-
-
-def _not_an_int(result) -> str:
-    if isinstance(result, torch.Tensor):
-        got = f"a tensor of shape {tuple(result.shape)} and dtype {result.dtype}"
-        if result.layout != torch.strided or result.is_meta:
-            got += f" ({'meta' if result.is_meta else result.layout})"
-    else:
-        try:
-            got = f"{type(result).__name__} {result!r}"[:60]
-        except Exception:
-            got = f"an object of type {type(result).__name__}"
-    if isinstance(result, float) or (isinstance(result, torch.Tensor)
-                                     and result.is_floating_point()):
-        tip = ("A FLOP count is a whole number: return an int. In Python `/` always gives a "
-               "float; use `//` for the head size, or wrap the total in int(...).")
-    elif result is None:
-        tip = "Did you forget `return`?"
-    else:
-        tip = "Return the number of FLOPs as a Python int."
-    return f"it returned {got}; expected an int.\n{tip}"
-
-
 _FLOPS = Checker(
     "attention_flops", _flops_cases, _flops_reference, _FLOPS_MISTAKES,
-    outputs=("flops",), shapes=("()",), normalise=_as_flops,
+    outputs=("flops",), shapes=("()",), normalise=whole_number("FLOPs"),
     error_hint="Hint: list the matrix products of the layer with their shapes (four "
                "projections, then Q K^T and A V in every head) and add 2*a*b*c for each "
                "(a, b) @ (b, c).",
