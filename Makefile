@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)" $(TORCH_PIP_ARGS)
-	$(BIN)/python -m pip install --quiet -e ".[book,test,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[book,test,dev,apps]"
 	touch $@
 
 install: $(STAMP)
