@@ -6,6 +6,8 @@
   repeated random sequences, balanced brackets, words in meaning classes
 - :mod:`attention_course.data.retrieval` — associative recall, a long-range retrieval task
   with ground truth (Chapter 7)
+- :mod:`attention_course.data.speech` — synthetic utterances of tones and chirps with their
+  symbols and time spans, and their log spectrograms (Chapter 9)
 """
 
 from attention_course.data.seq2seq import TASKS, Seq2SeqBatch, make_batch
@@ -32,3 +34,11 @@ from attention_course.data.retrieval import (  # noqa: E402 - appended after the
 )
 
 __all__ += ["AssociativeRecall", "associative_recall"]
+
+from attention_course.data.speech import (  # noqa: E402 - appended after the task exports
+    SpeechBatch,
+    log_spectrogram,
+    speech_batch,
+)
+
+__all__ += ["SpeechBatch", "speech_batch", "log_spectrogram"]
