@@ -117,13 +117,15 @@ def exact_match(tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def next_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
-    """Language-model loss: mean cross-entropy of predicting ``tokens[:, t + 1]`` from the logits
-    at ``t``. ``model(tokens)`` must return ``(logits (B, T, V), anything)`` (as ``GPT`` does);
-    ``tokens`` ``(B, T)`` integer, ``T >= 2``. Pass it to :func:`~attention_course.train.train`
-    as ``loss_fn``."""
+    """Language-model loss: mean cross-entropy of predicting
+    ``tokens[:, t + 1]`` from the logits at ``t``. ``model(tokens)`` must
+    return ``(logits (B, T, V), anything)`` (as ``GPT`` does); ``tokens``
+    ``(B, T)`` integer, ``T >= 2``. Pass it to
+    :func:`~attention_course.train.train` as ``loss_fn``."""
     check_tensor("tokens", tokens, ndim=2, integer=True)
     if tokens.shape[1] < 2:
-        raise ValueError(f"tokens must hold at least 2 positions (a token and its successor), "
-                         f"got shape {tuple(tokens.shape)}")
+        raise ValueError(f"tokens must hold at least 2 positions (a token and "
+                         f"its successor), got shape {tuple(tokens.shape)}")
     logits, _ = model(tokens)  # (B, T, V)
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1),
+                           tokens[:, 1:].flatten())

@@ -42,6 +42,18 @@ write into the residual stream (each block's ``attn.W_O`` and ``mlp.c_proj``) fr
 to the residual stream; this keeps the variance of their sum independent of depth. With
 grouped-query attention ``W_K`` and ``W_V`` just have fewer rows, initialised the same way.
 
+**Hugging Face's GPT-2.** :meth:`GPT.from_huggingface` copies a ``transformers``
+``GPT2LMHeadModel`` into a :class:`GPT` whose logits are the same numbers (tested in float64
+against randomly initialised models, offline). A reader with network access can copy the real
+pretrained GPT-2 the same way (not run by the course, which never downloads weights)::
+
+    from transformers import GPT2LMHeadModel, GPT2TokenizerFast
+    hf = GPT2LMHeadModel.from_pretrained("gpt2").eval()      # 124M parameters, ~500 MB
+    tokenizer = GPT2TokenizerFast.from_pretrained("gpt2")
+    model = GPT.from_huggingface(hf)                          # 12 blocks, D = 768, H = 12
+    prompt = tokenizer("Attention is", return_tensors="pt").input_ids
+    text = tokenizer.decode(generate(model, prompt, 20)[0])   # inference.generate, greedy
+
 Shape legend: ``B`` batch, ``T`` sequence length (``<= max_len``), ``D`` = ``d_model``, ``H``
 (query) heads, ``Hkv`` key/value heads, ``Dh = D / H``, ``N`` blocks, ``V`` vocabulary, ``F`` =
 ``dim_feedforward``.
@@ -236,6 +248,109 @@ class GPT(nn.Module):
         self._init_weights()
         if c.tie_weights:  # one (V, D) matrix: embedding in, scores out
             self.lm_head.weight = self.wte.weight
+
+    @classmethod
+    def from_huggingface(cls, model) -> GPT:
+        """An exact copy of a ``transformers`` ``GPT2LMHeadModel`` (same weights,
+        dtype, device and train/eval mode): ``forward(tokens)[0]`` equals
+        ``model(tokens).logits``.
+
+        GPT-2's linear layers are ``Conv1D``: ``y = x W + b`` with ``W``
+        ``(in, out)``, the transpose of an ``nn.Linear`` weight ``(out, in)``;
+        each block's ``attn.c_attn`` packs ``[W_Q | W_K | W_V]`` ``(D, 3D)``
+        and its bias ``(3D,)``. Copied: ``transformer.wte``, ``.wpe``
+        (``n_positions`` → ``max_len``), per block ``ln_1``, ``attn.c_attn``
+        (split and transposed into ``attn.W_Q/W_K/W_V``), ``attn.c_proj`` →
+        ``attn.W_O``, ``ln_2``, ``mlp.c_fc``, ``mlp.c_proj`` (transposed),
+        ``transformer.ln_f`` (with ``layer_norm_epsilon``) and ``lm_head`` —
+        tied to ``wte`` exactly when the source ties them. ``n_inner``
+        (``None``: ``4 * n_embd``) becomes ``dim_feedforward``;
+        ``activation_function`` ``"gelu_new"`` or ``"gelu_pytorch_tanh"``
+        becomes ``"gelu_tanh"``, ``"gelu"`` and ``"relu"`` keep their names;
+        the dropout rate is the shared ``resid_pdrop = embd_pdrop =
+        attn_pdrop``.
+
+        Refused, with the reason: a model other than ``GPT2LMHeadModel``;
+        attention without the ``1/sqrt(Dh)`` scaling (``scale_attn_weights=
+        False``) or with GPT-2's extra ``1/(layer + 1)``
+        (``scale_attn_by_inverse_layer_idx``); ``reorder_and_upcast_attn`` (a
+        mixed-precision variant the course does not reproduce);
+        cross-attention (``add_cross_attention``); another activation;
+        different dropout rates.
+
+        ``transformers`` is an optional extra, imported here only.
+        """
+        from transformers import GPT2LMHeadModel
+
+        if not isinstance(model, GPT2LMHeadModel):
+            raise TypeError(f"model must be a transformers GPT2LMHeadModel, "
+                            f"got {type(model).__name__}")
+        hf = model.transformer
+        tied = model.lm_head.weight is hf.wte.weight
+        config = cls._config_from_huggingface(
+            model.config, hf.wte.weight.shape[0], tied)
+        ref = hf.wte.weight
+        new = cls(config).to(dtype=ref.dtype, device=ref.device)
+        D = config.d_model
+        with torch.no_grad():
+            new.wte.weight.copy_(hf.wte.weight)
+            new.wpe.weight.copy_(hf.wpe.weight)
+            for ours, theirs in zip(new.blocks, hf.h, strict=True):
+                ours.ln_1.load_state_dict(theirs.ln_1.state_dict())
+                ours.ln_2.load_state_dict(theirs.ln_2.state_dict())
+                w = theirs.attn.c_attn.weight  # (D, 3D): [W_Q | W_K | W_V]
+                b = theirs.attn.c_attn.bias  # (3D,)
+                qkv = (ours.attn.W_Q, ours.attn.W_K, ours.attn.W_V)
+                for i, linear in enumerate(qkv):
+                    part = slice(i * D, (i + 1) * D)
+                    linear.weight.copy_(w[:, part].T)  # (D, D): (out, in)
+                    linear.bias.copy_(b[part])
+                pairs = ((ours.attn.W_O, theirs.attn.c_proj),
+                         (ours.mlp.c_fc, theirs.mlp.c_fc),
+                         (ours.mlp.c_proj, theirs.mlp.c_proj))
+                for linear, conv in pairs:
+                    # Conv1D (in, out) -> nn.Linear (out, in)
+                    linear.weight.copy_(conv.weight.T)
+                    linear.bias.copy_(conv.bias)
+            new.ln_f.load_state_dict(hf.ln_f.state_dict())
+            if not tied:
+                new.lm_head.weight.copy_(model.lm_head.weight)
+        return new.train(model.training)
+
+    @staticmethod
+    def _config_from_huggingface(hf, vocab_size: int, tied: bool) -> GPTConfig:
+        """A :class:`GPTConfig` from a ``transformers.GPT2Config``, refusing what the course
+        lacks."""
+        refused = {
+            "scale_attn_weights": (False, "attention without the 1/sqrt(Dh) scaling"),
+            "scale_attn_by_inverse_layer_idx": (True, "the extra 1/(layer + 1) scaling of "
+                                                      "attention scores"),
+            "reorder_and_upcast_attn": (True, "the reordered, float32-upcast attention of "
+                                              "mixed-precision training"),
+            "add_cross_attention": (True, "cross-attention to an encoder (the course's GPT "
+                                          "is decoder-only)"),
+        }
+        for name, (bad, what) in refused.items():
+            if bool(getattr(hf, name)) == bad:
+                raise ValueError(f"config.{name}={getattr(hf, name)!r} asks for {what}, which "
+                                 f"the course's GPT does not have; expected {not bad}")
+        activations = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                       "gelu": "gelu", "relu": "relu"}
+        if hf.activation_function not in activations:
+            raise ValueError(f"config.activation_function={hf.activation_function!r} has no "
+                             f"counterpart in the course; expected one of "
+                             f"{sorted(activations)}")
+        rates = {name: float(getattr(hf, name))
+                 for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop")}
+        if len(set(rates.values())) > 1:
+            raise ValueError(f"config has different dropout rates {rates}; the course's GPT "
+                             f"has one rate for embeddings, attention and residual branches")
+        return GPTConfig(
+            vocab_size=vocab_size, max_len=hf.n_positions, d_model=hf.n_embd,
+            num_heads=hf.n_head, num_layers=hf.n_layer, dim_feedforward=hf.n_inner,
+            dropout=rates["resid_pdrop"], layer_norm_eps=hf.layer_norm_epsilon,
+            activation=activations[hf.activation_function], bias=True, tie_weights=tied,
+            init_std=hf.initializer_range)
 
     def _init_weights(self) -> None:
         """GPT-2's initialisation (see the module docstring)."""

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from attention_course.exercises._framework import Checker
 
-CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08", "ch09")
+CHAPTERS = ("ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08", "ch09",
+            "ch10")
 
 
 def stub(*args, **kwargs):

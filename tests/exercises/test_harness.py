@@ -8,12 +8,23 @@ import itertools
 import pytest
 import torch
 
-from attention_course.exercises import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09
+from attention_course.exercises import (
+    ch01,
+    ch02,
+    ch03,
+    ch04,
+    ch05,
+    ch06,
+    ch07,
+    ch08,
+    ch09,
+    ch10,
+)
 from attention_course.exercises._framework import wrap
 from tests.exercises.conftest import MAX_LINE
 from tests.exercises.registry import exercises, stub
 
-MODULES = (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09)
+MODULES = (ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09, ch10)
 
 
 def test_every_checker_is_registered():
