@@ -201,3 +201,9 @@ def check_generator(name: str, generator) -> None:
     if generator is not None and generator.device.type != "cpu":
         raise ValueError(f"{name} must be a CPU torch.Generator, got one on "
                          f"{generator.device}")
+
+
+def check_instance(name: str, value, expected: type) -> None:
+    """``value`` is an ``expected`` (e.g. a model's config class), else a ``TypeError``."""
+    if not isinstance(value, expected):
+        raise TypeError(f"{name} must be a {expected.__name__}, got {type(value).__name__}")

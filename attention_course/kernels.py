@@ -38,7 +38,7 @@ from attention_course.attention import (
 from attention_course.masks import _attention_mask
 
 __all__ = ["AttentionFn", "reference_attention", "torch_fused_attention", "fused_attention",
-           "select_kernel", "EXACT_KERNELS"]
+           "select_kernel", "check_attention_fn", "EXACT_KERNELS"]
 
 
 class AttentionFn(Protocol):
@@ -83,12 +83,17 @@ def fused_attention(query, key, value, mask=None, *, is_causal=False, scale=None
                                  dropout_p=dropout_p)
 
 
-def select_kernel(attention_fn: AttentionFn | None, need_weights: bool) -> AttentionFn:
-    """The kernel a layer runs: ``attention_fn`` if one was given; otherwise the reference
-    when the caller wants the weights, torch's fused kernel when it does not."""
+def check_attention_fn(attention_fn) -> None:
+    """A layer's or model's ``attention_fn`` must be a kernel function or ``None``."""
     if attention_fn is not None and not callable(attention_fn):
         raise TypeError(f"attention_fn must be a kernel function or None, got "
                         f"{type(attention_fn).__name__} {attention_fn!r}")
+
+
+def select_kernel(attention_fn: AttentionFn | None, need_weights: bool) -> AttentionFn:
+    """The kernel a layer runs: ``attention_fn`` if one was given; otherwise the reference
+    when the caller wants the weights, torch's fused kernel when it does not."""
+    check_attention_fn(attention_fn)
     check_bool("need_weights", need_weights)
     if attention_fn is not None:
         return attention_fn

@@ -54,7 +54,7 @@ from attention_course._checks import (
     check_mask,
     check_tensor,
 )
-from attention_course.kernels import AttentionFn, select_kernel
+from attention_course.kernels import AttentionFn, check_attention_fn, select_kernel
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads", "expand_kv_heads",
            "kv_cache_bytes", "check_head_mask"]
@@ -188,9 +188,7 @@ class MultiHeadAttention(nn.Module):
         check_int("vdim", vdim, minimum=1)
         check_bool("bias", bias)
         dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0, include_maximum=False)
-        if attention_fn is not None and not callable(attention_fn):
-            raise TypeError(f"attention_fn must be a kernel function or None, got "
-                            f"{type(attention_fn).__name__}")
+        check_attention_fn(attention_fn)
         self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
         self.num_kv_heads = num_kv_heads
         self.kdim, self.vdim, self.dropout = kdim, vdim, dropout

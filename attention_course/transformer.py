@@ -26,7 +26,7 @@ from torch import nn
 
 from attention_course._checks import check_bool, check_float, check_int
 from attention_course.cache import project_with_cache
-from attention_course.kernels import AttentionFn
+from attention_course.kernels import AttentionFn, check_attention_fn
 from attention_course.multihead import MultiHeadAttention
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "ACTIVATIONS"]
@@ -63,9 +63,7 @@ class _Layer(nn.Module):
         check_float("layer_norm_eps", layer_norm_eps, minimum=0.0, include_minimum=False)
         check_bool("norm_first", norm_first)
         check_bool("bias", bias)
-        if attention_fn is not None and not callable(attention_fn):
-            raise TypeError(f"attention_fn must be a kernel function or None, got "
-                            f"{type(attention_fn).__name__}")
+        check_attention_fn(attention_fn)
         self.activation, self.norm_first = activation, norm_first
         self.linear1 = nn.Linear(d_model, dim_feedforward, bias=bias)
         self.linear2 = nn.Linear(dim_feedforward, d_model, bias=bias)

@@ -73,13 +73,14 @@ from torch import nn
 from attention_course._checks import (
     check_bool,
     check_float,
+    check_instance,
     check_int,
     check_same_device,
     check_tensor,
     check_tokens,
 )
 from attention_course.data.vocab import PAD
-from attention_course.kernels import AttentionFn
+from attention_course.kernels import AttentionFn, check_attention_fn
 from attention_course.transformer import Encoder, EncoderLayer
 
 __all__ = ["BERTConfig", "BERT", "BERTOutput"]
@@ -161,11 +162,8 @@ class BERT(nn.Module):
 
     def __init__(self, config: BERTConfig, *, attention_fn: AttentionFn | None = None):
         super().__init__()
-        if not isinstance(config, BERTConfig):
-            raise TypeError(f"config must be a BERTConfig, got {type(config).__name__}")
-        if attention_fn is not None and not callable(attention_fn):
-            raise TypeError(f"attention_fn must be a kernel function or None, got "
-                            f"{type(attention_fn).__name__}")
+        check_instance("config", config, BERTConfig)
+        check_attention_fn(attention_fn)
         c = self.config = config
         D, eps = c.d_model, c.layer_norm_eps
         self.word_embeddings = nn.Embedding(c.vocab_size, D, padding_idx=c.pad_id)

@@ -72,13 +72,14 @@ from torch import nn
 from attention_course._checks import (
     check_bool,
     check_float,
+    check_instance,
     check_int,
     check_same_device,
     check_tensor,
     check_tokens,
 )
 from attention_course.cache import project_with_cache
-from attention_course.kernels import AttentionFn
+from attention_course.kernels import AttentionFn, check_attention_fn
 from attention_course.multihead import MultiHeadAttention, expand_kv_heads
 
 __all__ = ["GPTConfig", "GPT", "Block", "MLP", "ACTIVATIONS", "INIT_STD"]
@@ -232,11 +233,8 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig, *, attention_fn: AttentionFn | None = None):
         super().__init__()
-        if not isinstance(config, GPTConfig):
-            raise TypeError(f"config must be a GPTConfig, got {type(config).__name__}")
-        if attention_fn is not None and not callable(attention_fn):
-            raise TypeError(f"attention_fn must be a kernel function or None, got "
-                            f"{type(attention_fn).__name__}")
+        check_instance("config", config, GPTConfig)
+        check_attention_fn(attention_fn)
         c = self.config = config
         self.wte = nn.Embedding(c.vocab_size, c.d_model)  # token embedding
         self.wpe = nn.Embedding(c.max_len, c.d_model)  # learned position embedding

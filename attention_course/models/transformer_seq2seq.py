@@ -31,6 +31,7 @@ from torch import nn
 from attention_course._checks import (
     check_bool,
     check_float,
+    check_instance,
     check_int,
     check_lengths,
     check_like_module,
@@ -107,8 +108,7 @@ class TransformerSeq2Seq(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        if not isinstance(config, TransformerConfig):
-            raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
+        check_instance("config", config, TransformerConfig)
         c = self.config = config
         layer = {"d_model": c.d_model, "num_heads": c.num_heads,
                  "dim_feedforward": c.dim_feedforward, "dropout": c.dropout,

@@ -43,11 +43,12 @@ from torch import nn
 from attention_course._checks import (
     check_bool,
     check_float,
+    check_instance,
     check_int,
     check_like_module,
     check_tensor,
 )
-from attention_course.kernels import AttentionFn
+from attention_course.kernels import AttentionFn, check_attention_fn
 from attention_course.transformer import Encoder, EncoderLayer
 
 __all__ = ["ViTConfig", "ViT", "patchify"]
@@ -162,11 +163,8 @@ class ViT(nn.Module):
 
     def __init__(self, config: ViTConfig, *, attention_fn: AttentionFn | None = None):
         super().__init__()
-        if not isinstance(config, ViTConfig):
-            raise TypeError(f"config must be a ViTConfig, got {type(config).__name__}")
-        if attention_fn is not None and not callable(attention_fn):
-            raise TypeError(f"attention_fn must be a kernel function or None, got "
-                            f"{type(attention_fn).__name__}")
+        check_instance("config", config, ViTConfig)
+        check_attention_fn(attention_fn)
         c = self.config = config
         self.patch_embedding = nn.Linear(c.patch_dim, c.d_model)  # E: (C*P*P) -> D
         self.cls_token = nn.Parameter(torch.empty(1, 1, c.d_model))  # x_class
