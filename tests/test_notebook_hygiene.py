@@ -85,6 +85,15 @@ def test_no_backend_override(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_module_hooks(path):
+    """Notebooks read weights and activations through the package's on-request APIs
+    (``need_weights=True``, ``GPT.residual_stream``), not hooks on the modules."""
+    code = "\n".join("".join(c["source"]) for c in read(path)["cells"]
+                     if c["cell_type"] == "code")
+    assert not re.search(r"register_\w*hook", code), "use the package's on-request APIs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_solutions_are_gated_and_collapsed(path):
     cells = read(path).cells
     starts = [i for i, c in enumerate(cells) if "{solution-start}" in c.source]

@@ -404,9 +404,10 @@ class GPT(nn.Module):
         return self.dropout(self.wte(tokens) + self.wpe(positions))  # (B, T, D)
 
     def _forward(self, tokens, need_weights=False, head_mask=None, past=None,
-                 attention_mask=None):
+                 attention_mask=None, states=None):
         """``forward`` on checked arguments → ``(logits, [weights dict per block], [cache per
-        block])``; see :meth:`forward_with_cache` for ``past`` and ``attention_mask``."""
+        block])``; see :meth:`forward_with_cache` for ``past`` and ``attention_mask``. A list
+        ``states`` receives the residual stream before every block and after the last."""
         P = 0 if past is None else past[0][0].shape[2]  # cached positions
         if attention_mask is None:
             x, mask = self._embed(tokens, P), None  # (B, T, D)
@@ -416,11 +417,24 @@ class GPT(nn.Module):
             mask = attention_mask[:, None, None, :]  # (B, 1, 1, P + T)
         weights, present = [], []
         for n, block in enumerate(self.blocks):
+            if states is not None:
+                states.append(x)
             x, w, p = block._forward(x, None if head_mask is None else head_mask[n],
                                      need_weights, None if past is None else past[n], mask)
             weights.append(w)
             present.append(p)
+        if states is not None:
+            states.append(x)
         return self.lm_head(self.ln_f(x)), weights, present  # (B, T, V)
+
+    def residual_stream(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The residual stream on request: ``tokens`` ``(B, T)`` → ``(N + 1, B, T, D)``, the
+        input of every block and, last, the output of the last block (what ``ln_f``
+        normalises before the LM head)."""
+        self.check_inputs(tokens)
+        states = []
+        self._forward(tokens, states=states)
+        return torch.stack(states)  # (N + 1, B, T, D)
 
     def forward(self, tokens: torch.Tensor, *, need_weights: bool = False,
                 head_mask: torch.Tensor | None = None):

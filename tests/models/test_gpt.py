@@ -335,3 +335,31 @@ def test_gqa_kernels_agree_and_the_cache_size_matches_the_projections():
                           dtype=F64) == stored
     assert kv_cache_bytes(c.num_layers, c.num_heads, c.head_dim, T, batch_size=3,
                           dtype=F64) == 2 * stored  # multi-head: twice as big
+
+
+# --- the residual stream on request (Chapter 8) ---------------------------------------------
+
+
+@pytest.mark.parametrize("attention_only", [False, True])
+def test_residual_stream_is_each_blocks_input_and_the_last_output(attention_only):
+    model = small_model(num_layers=3, attention_only=attention_only)
+    x = tokens()
+    with torch.no_grad():
+        stream = model.residual_stream(x)
+        logits, _ = model(x)
+    assert stream.shape == (4, 3, T, 16)  # N + 1 states
+    positions = torch.arange(T)
+    torch.testing.assert_close(stream[0], model.wte(x) + model.wpe(positions),
+                               rtol=0, atol=0)
+    for n, block in enumerate(model.blocks):  # each state is the previous one through a block
+        h = stream[n] + block.attn(block.ln_1(stream[n]), block.ln_1(stream[n]),
+                                   block.ln_1(stream[n]), is_causal=True)[0]
+        if not attention_only:
+            h = h + block.mlp(block.ln_2(h))
+        torch.testing.assert_close(stream[n + 1], h, rtol=0, atol=1e-12)
+    torch.testing.assert_close(model.lm_head(model.ln_f(stream[-1])), logits, rtol=0, atol=0)
+
+
+def test_residual_stream_checks_its_tokens():
+    with pytest.raises(ValueError, match="tokens"):
+        small_model().residual_stream(torch.zeros(1, 40, dtype=torch.long))
